@@ -1,0 +1,1 @@
+"""Agents built from tdkit: Agent(init, act, update) and the training loops."""

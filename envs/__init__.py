@@ -1,0 +1,1 @@
+"""Environments: pure-JAX functional envs, Gymnasium registration, host adapter."""

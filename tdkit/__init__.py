@@ -1,0 +1,64 @@
+"""tdkit: temporal-difference learning in JAX.
+
+Top-level names are the TD core: one-step TD errors (`td_learning`, `q_learning`, ...),
+multi-step errors and returns for one trajectory (`td_lambda`, `retrace`, `lambda_returns`,
+...), losses and the `Transition` container. Submodules hold the rest.
+"""
+
+from tdkit.losses import huber_loss, l2_loss
+from tdkit.multistep import (
+    VTraceOutput,
+    q_lambda,
+    retrace,
+    sarsa_lambda,
+    td_lambda,
+    tree_backup,
+    vtrace,
+    vtrace_td_error_and_advantage,
+)
+from tdkit.returns import (
+    batched_index,
+    discounted_returns,
+    general_off_policy_returns_from_action_values,
+    general_off_policy_returns_from_q_and_v,
+    lambda_returns,
+    n_step_bootstrapped_returns,
+    watkins_lambda,
+)
+from tdkit.td import (
+    double_q_learning,
+    expected_sarsa,
+    q_learning,
+    sarsa,
+    td_learning,
+)
+from tdkit.types import Transition, discount_from_terminated
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Transition",
+    "VTraceOutput",
+    "batched_index",
+    "discount_from_terminated",
+    "discounted_returns",
+    "double_q_learning",
+    "expected_sarsa",
+    "general_off_policy_returns_from_action_values",
+    "general_off_policy_returns_from_q_and_v",
+    "huber_loss",
+    "l2_loss",
+    "lambda_returns",
+    "n_step_bootstrapped_returns",
+    "q_lambda",
+    "q_learning",
+    "retrace",
+    "sarsa",
+    "sarsa_lambda",
+    "td_lambda",
+    "td_learning",
+    "tree_backup",
+    "vtrace",
+    "vtrace_td_error_and_advantage",
+    "watkins_lambda",
+]
