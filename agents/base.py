@@ -1,0 +1,84 @@
+"""The agent protocol: `Agent(init, act, update)` of pure functions over an explicit state.
+
+    state = agent.init(key, example_obs, num_envs)
+    actions = agent.act(key, state, obs)                    # obs [N, O...] -> actions [N]
+    state, metrics = agent.update(state, transition, last)  # transition [N], last [N]
+
+`transition` is a `tdkit.Transition` batch of N environments (one step each) whose `obs_t`
+is the TRUE next observation (the final one at an episode end) and whose `discount_t`
+is `gamma * (1 - terminated)`; `last` marks transitions that end an episode (terminated
+OR truncated), so agents with per-episode state (eligibility traces, the next Sarsa action)
+can reset it. Both training loops (`agents.jax_loop`, `agents.host_loop`) drive agents
+through exactly these three functions.
+
+Numeric hyperparameters that a sweep may vary (learning rate, discount, exploration, ...)
+live in `AgentState.hparams` as float32 scalars, so `jax.vmap` over a batch of states trains
+a grid of configurations in one program; structural ones (sizes, periods) are static.
+"""
+
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
+
+import chex
+
+Array = chex.Array
+
+
+class AgentState(NamedTuple):
+    """Everything an agent learns or carries, as arrays.
+
+    Attributes:
+      params: value-function parameters.
+      target_params: target-network parameters (or the second table of Double Q-learning;
+        equal to `params` for agents without a target).
+      opt_state: optax state.
+      replay: replay-buffer state (or `()` for online agents).
+      step: int32 `[]`, environment steps seen (summed over the N environments).
+      key: PRNG key for the agent's own randomness (replay sampling, coin flips).
+      hparams: dict of float32 scalars, the numeric hyperparameters (`gamma`, ...).
+      extra: agent-specific state (traces, n-step window, next actions, ...), a pytree.
+    """
+
+    params: Any
+    target_params: Any
+    opt_state: Any
+    replay: Any
+    step: Array
+    key: Array
+    hparams: Mapping[str, Array]
+    extra: Any
+
+
+class Agent(NamedTuple):
+    """An agent as pure functions plus what the loops need to know.
+
+    Attributes:
+      init: `init(key, example_obs, num_envs, hparams=None) -> AgentState`; `example_obs` is
+        ONE observation `[O...]`; `hparams` overrides the default numeric hyperparameters
+        (float scalars, may be traced for sweeps).
+      act: `act(key, state, obs, evaluation=False) -> actions [N]`; `evaluation=True` acts
+        greedily (a static flag).
+      update: `update(state, transition, last) -> (state, metrics)`, `metrics` a dict of
+        float32 scalars (e.g. `loss`).
+      name: the agent's registry name.
+      default_hparams: dict of the default numeric hyperparameters.
+    """
+
+    init: Callable[..., AgentState]
+    act: Callable[..., Array]
+    update: Callable[..., tuple[AgentState, dict]]
+    name: str
+    default_hparams: Mapping[str, float]
+
+
+def merge_hparams(defaults: Mapping[str, float], overrides: Mapping[str, Any] | None) -> dict:
+    """Defaults updated by `overrides`; an unknown name raises ValueError listing valid ones."""
+    import jax.numpy as jnp
+
+    overrides = dict(overrides or {})
+    unknown = sorted(set(overrides) - set(defaults))
+    if unknown:
+        raise ValueError(
+            f"unknown hyperparameter(s) {unknown}; valid: {sorted(defaults)}")
+    merged = {**defaults, **overrides}
+    return {k: jnp.asarray(v, jnp.float32) for k, v in merged.items()}

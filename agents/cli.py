@@ -1,0 +1,256 @@
+"""Command lines of `scripts/train.py` and `scripts/evaluate.py` (argparse).
+
+Every agent setting and numeric hyperparameter becomes an option (`--learning-rate`,
+`--hidden-sizes 120,84`, ...) whose help is the dataclass field's `help` metadata; `--help`
+lists the agents, the environments and every agent's options with their defaults.
+"""
+
+import argparse
+import dataclasses
+import json
+import pathlib
+import sys
+import types
+import typing
+from collections.abc import Sequence
+
+from agents import registry
+from agents import run as run_lib
+
+COMMON_DEFAULTS = run_lib.RunConfig()
+
+
+def _option(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _parse_value(text: str, annotation):
+    """Parses `text` for a dataclass field annotation (int, float, bool, str, tuples, None)."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if text.lower() == "none" and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)][0]
+        return _parse_value(text, inner)
+    if annotation is bool:
+        if text.lower() in ("true", "1", "yes"):
+            return True
+        if text.lower() in ("false", "0", "no"):
+            return False
+        raise argparse.ArgumentTypeError(f"expected true or false, got '{text}'")
+    if origin is tuple:
+        return tuple(_parse_value(part, args[0]) for part in text.split(",") if part)
+    return annotation(text)
+
+
+def _typed(annotation):
+    def parse(text: str):
+        try:
+            return _parse_value(text, annotation)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+    return parse
+
+
+def _format_default(value) -> str:
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def agent_options_text(spec: registry.AgentSpec) -> str:
+    config = registry.make_config(spec)
+    lines = [f"  {spec.name}: {spec.description} (default env: {spec.default_env})"]
+    for name, default in spec.default_hparams.items():
+        lines.append(f"      {_option(name):<28} {spec.hparam_help.get(name, '')} "
+                     f"[default {default}; numeric, sweepable]")
+    for field in dataclasses.fields(config):
+        lines.append(f"      {_option(field.name):<28} {field.metadata.get('help', '')} "
+                     f"[default {_format_default(getattr(config, field.name))}]")
+    return "\n".join(lines)
+
+
+def environments_text() -> str:
+    import envs
+
+    return ("  JAX (jitted loop, many seeds in one program): " + ", ".join(envs.names())
+            + "\n  gym backend: any registered Gymnasium id (e.g. Taxi-v3, LunarLander-v3)")
+
+
+def _add_agent_options(parser: argparse.ArgumentParser, spec: registry.AgentSpec) -> None:
+    group = parser.add_argument_group(f"options of agent '{spec.name}'")
+    config = registry.make_config(spec)
+    hints = typing.get_type_hints(spec.config_cls)
+    for name, default in spec.default_hparams.items():
+        aliases = [_option(a) for a, target in run_lib.HPARAM_ALIASES.items() if target == name]
+        group.add_argument(_option(name), *aliases, dest=f"hp.{name}", type=float, default=None,
+                           metavar="X", help=f"{spec.hparam_help.get(name, '')} "
+                           f"(default {default})")
+    for field in dataclasses.fields(config):
+        group.add_argument(_option(field.name), dest=f"cfg.{field.name}",
+                           type=_typed(hints[field.name]), default=None, metavar="V",
+                           help=f"{field.metadata.get('help', '')} "
+                           f"(default {_format_default(getattr(config, field.name))})")
+
+
+def build_train_parser(agent: str) -> argparse.ArgumentParser:
+    spec = registry.get(agent)
+    epilog = ("agents and their options (pass --agent NAME to use one):\n"
+              + "\n".join(agent_options_text(s) for s in registry.AGENTS.values())
+              + "\n\nenvironments:\n" + environments_text()
+              + "\n\nexamples:\n  python scripts/train.py                       # DQN on "
+              "CartPole-v1, evaluated on Gymnasium\n"
+              "  python scripts/train.py --agent q_learning --env Taxi-v3 --total-steps "
+              "200000\n  python scripts/train.py --seeds 4 --sweep lr=1e-3,3e-4\n"
+              "  python scripts/train.py --resume runs/dqn-CartPole-v1-20260101-120000")
+    parser = argparse.ArgumentParser(
+        prog="scripts/train.py", description="Train a tdkit agent, then evaluate it greedily "
+        "on the Gymnasium environment. Writes a run folder: config.json, metrics.csv, "
+        "learning_curve.png, checkpoints/, evaluation.json.",
+        epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
+    d = COMMON_DEFAULTS
+    parser.add_argument("--agent", default="dqn", help="agent name (see below; default dqn)")
+    parser.add_argument("--env", default=None,
+                        help="environment id (default: the agent's default env)")
+    parser.add_argument("--backend", default=d.backend, choices=["auto", "jax", "gym"],
+                        help="jax: jitted loop on tdkit's JAX twin; gym: host loop on "
+                        "Gymnasium; auto: jax when a twin exists (default auto)")
+    parser.add_argument("--seed", type=int, default=d.seed, help=f"first seed ({d.seed})")
+    parser.add_argument("--seeds", type=int, default=d.seeds,
+                        help="seeds trained together in one program (jax backend)")
+    parser.add_argument("--total-steps", type=int, default=None,
+                        help="environment steps per member (default: the agent's)")
+    parser.add_argument("--num-envs", type=int, default=None,
+                        help="environments stepped in parallel (default: the agent's)")
+    parser.add_argument("--chunk-steps", type=int, default=None,
+                        help="steps between progress reports and checkpoints")
+    parser.add_argument("--eval-episodes", type=int, default=d.eval_episodes,
+                        help="greedy Gymnasium episodes after training (0: skip)")
+    parser.add_argument("--no-select-best", action="store_true",
+                        help="evaluate the final parameters instead of the best greedy "
+                        "evaluation on the JAX twin during training")
+    parser.add_argument("--sweep", action="append", default=[], metavar="NAME=V1,V2",
+                        help="train every combination of these hyperparameter values (x "
+                        "seeds) in one program; repeatable")
+    parser.add_argument("--devices", default=None, metavar="N|all",
+                        help="shard the seed/sweep members over N devices (or all)")
+    parser.add_argument("--out", default=None, help="run folder (default runs/<agent>-<env>-"
+                        "<time>)")
+    parser.add_argument("--resume", default=None, metavar="DIR",
+                        help="continue the interrupted run in DIR (other options ignored)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_agent_options(parser, spec)
+    return parser
+
+
+def parse_sweep(items: Sequence[str]) -> dict:
+    sweep = {}
+    for item in items:
+        name, sep, values = item.partition("=")
+        if not sep or not name or not values:
+            raise run_lib.RunError(f"--sweep expects NAME=V1,V2,..., got '{item}'")
+        parsed = []
+        for value in values.split(","):
+            try:
+                parsed.append(float(value))
+            except ValueError:
+                raise run_lib.RunError(
+                    f"--sweep {name}: '{value}' is not a number") from None
+        sweep[name] = parsed
+    return sweep
+
+
+def config_from_args(args: argparse.Namespace) -> run_lib.RunConfig:
+    spec = registry.get(args.agent)
+    overrides = spec.run_defaults
+    hparams = {k[3:]: v for k, v in vars(args).items() if k.startswith("hp.") and v is not None}
+    agent_config = {k[4:]: v for k, v in vars(args).items()
+                    if k.startswith("cfg.") and v is not None}
+    agent_config = {k: list(v) if isinstance(v, tuple) else v for k, v in agent_config.items()}
+    return run_lib.RunConfig(
+        agent=args.agent, env=args.env or spec.default_env, backend=args.backend,
+        seed=args.seed, seeds=args.seeds,
+        total_steps=args.total_steps or overrides.get("total_steps", COMMON_DEFAULTS.total_steps),
+        num_envs=args.num_envs or overrides.get("num_envs", COMMON_DEFAULTS.num_envs),
+        chunk_steps=args.chunk_steps or overrides.get("chunk_steps",
+                                                      COMMON_DEFAULTS.chunk_steps),
+        eval_episodes=args.eval_episodes, select_best=not args.no_select_best,
+        out=args.out, agent_config=agent_config, hparams=hparams,
+        sweep=parse_sweep(args.sweep), devices=args.devices)
+
+
+def _fail(message: str, code: int = 2) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+def train_main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--agent", default="dqn")
+    pre.add_argument("--resume", default=None)
+    known, _ = pre.parse_known_args(argv)
+    if known.agent not in registry.AGENTS:
+        return _fail(f"unknown agent '{known.agent}'; valid agents: "
+                     f"{', '.join(sorted(registry.AGENTS))}")
+    agent = known.agent
+    if known.resume is not None:
+        try:
+            agent = run_lib.load_config(pathlib.Path(known.resume)).agent
+        except run_lib.RunError as error:
+            return _fail(str(error))
+    args = build_train_parser(agent).parse_args(argv)
+    try:
+        if args.resume is not None:
+            summary = run_lib.train(run_lib.RunConfig(), resume_dir=args.resume,
+                                    progress=not args.no_progress)
+        else:
+            summary = run_lib.train(config_from_args(args), progress=not args.no_progress)
+    except run_lib.RunError as error:
+        return _fail(str(error), error.code)
+    print_summary(summary)
+    return 0
+
+
+def print_summary(summary: dict) -> None:
+    print(f"run folder: {summary['run_dir']}")
+    print(f"trained {summary['steps']:,} steps x {summary['members']} member(s) in "
+          f"{summary['train_seconds']:.1f} s ({summary['backend']} backend)")
+    evaluation = summary.get("evaluation")
+    if evaluation:
+        print(f"greedy evaluation on {evaluation['env_id']} ({evaluation['episodes']} episodes"
+              f" per member, policy: {evaluation['policy']}):")
+        for m in evaluation["members"]:
+            extra = "".join(f" {k}={m[k]}" for k in m if k not in (
+                "member", "seed", "mean_return", "std_return", "mean_length", "episodes"))
+            print(f"  seed {m['seed']}{extra}: mean return {m['mean_return']:.1f} "
+                  f"+- {m['std_return']:.1f} (mean length {m['mean_length']:.1f})")
+
+
+def evaluate_main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="scripts/evaluate.py", description="Evaluate a saved agent greedily on the "
+        "Gymnasium environment; writes RUN_DIR/evaluation.json.")
+    parser.add_argument("run_dir", help="a run folder written by scripts/train.py")
+    parser.add_argument("--episodes", type=int, default=100, help="episodes (default 100)")
+    parser.add_argument("--env", default=None, help="Gymnasium id (default: the run's env)")
+    parser.add_argument("--video", action="store_true",
+                        help="also record one episode to RUN_DIR/videos (needs moviepy)")
+    args = parser.parse_args(argv)
+    if args.episodes <= 0:
+        return _fail(f"--episodes must be > 0, got {args.episodes}")
+    run_dir = pathlib.Path(args.run_dir)
+    try:
+        plan, state = run_lib.restore_for_evaluation(run_dir)
+        evaluation = run_lib.evaluate_members(plan, state, run_dir, env_id=args.env,
+                                              episodes=args.episodes, video=args.video)
+    except (run_lib.RunError, RuntimeError) as error:
+        return _fail(str(error))
+    except Exception as error:  # gymnasium's errors for unknown ids
+        if type(error).__module__.startswith("gymnasium"):
+            return _fail(str(error))
+        raise
+    print(json.dumps({k: evaluation[k] for k in (
+        "env_id", "episodes", "mean_return", "std_return")}, indent=2))
+    return 0

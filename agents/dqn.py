@@ -1,0 +1,260 @@
+"""DQN and Double DQN (Mnih et al. 2015; van Hasselt et al. 2016), built from tdkit pieces.
+
+Value network `tdkit.values.mlp`, loss `tdkit.losses.td_loss` (`q_learning` or
+`double_q_learning`, Huber or l2), replay `tdkit.replay` (uniform or prioritized with
+priorities from the per-example TD errors), n-step transitions `tdkit.nstep`, optional
+per-example gradient clipping `tdkit.grads.clipped_mean_grad`, any optax optimizer, and a
+target network updated periodically (`optax.periodic_update`) or by Polyak averaging
+(`optax.incremental_update`).
+"""
+
+import dataclasses
+
+import chex
+import jax
+import jax.numpy as jnp
+import optax
+
+from agents.base import Agent, AgentState, merge_hparams
+from tdkit import grads as tdgrads
+from tdkit import losses, nstep, policies, replay, values
+from tdkit.types import Transition
+
+
+@dataclasses.dataclass(frozen=True)
+class DQNConfig:
+    """Structural (static) DQN settings; numeric ones are in `DEFAULT_HPARAMS`."""
+
+    hidden_sizes: tuple[int, ...] = dataclasses.field(
+        default=(120, 84), metadata={"help": "hidden layer sizes of the Q-network MLP"})
+    layer_norm: bool = dataclasses.field(
+        default=False, metadata={"help": "LayerNorm after each hidden layer"})
+    optimizer: str = dataclasses.field(
+        default="adam", metadata={"help": "any optax optimizer taking learning_rate"})
+    buffer_size: int = dataclasses.field(
+        default=50_000, metadata={"help": "replay capacity (transitions)"})
+    batch_size: int = dataclasses.field(
+        default=128, metadata={"help": "transitions per gradient step"})
+    learning_starts: int = dataclasses.field(
+        default=1_000, metadata={"help": "stored transitions before learning starts"})
+    train_every: int = dataclasses.field(
+        default=1, metadata={"help": "loop iterations (N env steps each) per training round"})
+    gradient_steps: int = dataclasses.field(
+        default=1, metadata={"help": "gradient steps per training round"})
+    target_update: str = dataclasses.field(
+        default="periodic", metadata={"help": "'periodic' (copy) or 'polyak' (tau averaging)"})
+    target_period: int = dataclasses.field(
+        default=500, metadata={"help": "gradient steps between target copies (periodic)"})
+    epsilon_decay_steps: int = dataclasses.field(
+        default=10_000, metadata={"help": "env steps of the linear epsilon decay"})
+    double: bool = dataclasses.field(
+        default=False, metadata={"help": "Double DQN target (select with online, evaluate "
+                                         "with target network)"})
+    loss: str = dataclasses.field(default="huber", metadata={"help": "'huber' or 'l2'"})
+    n_step: int = dataclasses.field(default=1, metadata={"help": "n-step returns"})
+    prioritized: bool = dataclasses.field(
+        default=False, metadata={"help": "prioritized replay (priorities = |TD error|)"})
+    priority_exponent: float = dataclasses.field(
+        default=0.6, metadata={"help": "prioritized replay alpha"})
+    per_example_max_norm: float | None = dataclasses.field(
+        default=None, metadata={"help": "clip each example's gradient to this norm, then "
+                                        "average (DP-SGD style); None: no clipping"})
+    max_grad_norm: float | None = dataclasses.field(
+        default=None, metadata={"help": "clip the global gradient norm; None: no clipping"})
+    learning_rate_decay_steps: int | None = dataclasses.field(
+        default=None, metadata={"help": "decay the learning rate linearly to 0 over this many "
+                                        "gradient steps; None: constant"})
+
+
+DEFAULT_HPARAMS = {
+    "learning_rate": 1e-3,
+    "gamma": 0.99,
+    "epsilon_start": 1.0,
+    "epsilon_end": 0.05,
+    "tau": 0.005,
+    "importance_beta": 0.4,
+}
+HPARAM_HELP = {
+    "learning_rate": "optimizer step size",
+    "gamma": "discount factor",
+    "epsilon_start": "initial exploration rate",
+    "epsilon_end": "final exploration rate",
+    "tau": "Polyak averaging rate of the target network (target_update=polyak)",
+    "importance_beta": "prioritized replay importance-sampling exponent",
+}
+
+
+def validate(config: DQNConfig, hparams: dict) -> None:
+    """Raises ValueError for invalid settings, naming the setting."""
+    positive = ["buffer_size", "batch_size", "train_every", "gradient_steps", "target_period",
+                "epsilon_decay_steps", "n_step", "learning_rate_decay_steps"]
+    for name in positive:
+        if getattr(config, name) is not None and getattr(config, name) <= 0:
+            raise ValueError(f"dqn: `{name}` must be > 0, got {getattr(config, name)}")
+    if config.batch_size > config.buffer_size:
+        raise ValueError(f"dqn: `batch_size` ({config.batch_size}) must not exceed "
+                         f"`buffer_size` ({config.buffer_size})")
+    if config.learning_starts < config.batch_size:
+        raise ValueError(f"dqn: `learning_starts` ({config.learning_starts}) must be at least "
+                         f"`batch_size` ({config.batch_size})")
+    if config.target_update not in ("periodic", "polyak"):
+        raise ValueError(f"dqn: `target_update` must be 'periodic' or 'polyak', got "
+                         f"{config.target_update!r}")
+    if config.loss not in ("huber", "l2"):
+        raise ValueError(f"dqn: `loss` must be 'huber' or 'l2', got {config.loss!r}")
+    if not hasattr(optax, config.optimizer):
+        raise ValueError(f"dqn: `optimizer` {config.optimizer!r} is not an optax optimizer")
+    for name in ("per_example_max_norm", "max_grad_norm"):
+        value = getattr(config, name)
+        if value is not None and value <= 0:
+            raise ValueError(f"dqn: `{name}` must be > 0 or None, got {value}")
+    hp = {k: float(v) for k, v in hparams.items() if not isinstance(v, jax.core.Tracer)}
+    if hp.get("learning_rate", 1.0) <= 0:
+        raise ValueError(f"dqn: `learning_rate` must be > 0, got {hp['learning_rate']}")
+    if not 0.0 <= hp.get("gamma", 0.5) <= 1.0:
+        raise ValueError(f"dqn: `gamma` must be in [0, 1], got {hp['gamma']}")
+    for name in ("epsilon_start", "epsilon_end", "tau", "importance_beta"):
+        if name in hp and not 0.0 <= hp[name] <= 1.0:
+            raise ValueError(f"dqn: `{name}` must be in [0, 1], got {hp[name]}")
+
+
+def _set_learning_rate(opt_state, learning_rate):
+    """Sets the injected learning rate of `optax.inject_hyperparams` (possibly chained)."""
+    if isinstance(opt_state, tuple) and not hasattr(opt_state, "hyperparams"):
+        return type(opt_state)(*(_set_learning_rate(s, learning_rate) for s in opt_state))
+    if hasattr(opt_state, "hyperparams"):
+        hyperparams = dict(opt_state.hyperparams)
+        hyperparams["learning_rate"] = jnp.asarray(
+            learning_rate, hyperparams["learning_rate"].dtype)
+        return opt_state._replace(hyperparams=hyperparams)
+    return opt_state
+
+
+def dqn(num_actions: int, config: DQNConfig = DQNConfig(), name: str = "dqn") -> Agent:
+    """Builds a DQN agent for `num_actions` discrete actions and `[O]` float observations.
+
+    Args:
+      num_actions: `A`, the number of discrete actions.
+      config: structural settings.
+      name: registry name.
+
+    Returns:
+      An `Agent`; `hparams` keys: learning_rate, gamma, epsilon_start, epsilon_end, tau,
+      importance_beta.
+    """
+    validate(config, DEFAULT_HPARAMS)
+    value_fn = values.mlp(config.hidden_sizes, num_actions, layer_norm=config.layer_norm)
+    rule = "double_q_learning" if config.double else "q_learning"
+    loss_fn = losses.td_loss(value_fn, rule, config.loss)
+    loss_aux = losses.td_loss(value_fn, rule, config.loss, has_aux=True)
+    buffer = (replay.prioritized_replay(config.buffer_size, alpha=config.priority_exponent)
+              if config.prioritized else replay.uniform_replay(config.buffer_size))
+    accumulator = nstep.nstep_accumulator(config.n_step)
+    q_values = jax.vmap(value_fn.apply, in_axes=(None, 0))
+    if config.per_example_max_norm is not None:
+        clipped_grad = tdgrads.clipped_mean_grad(
+            loss_fn, config.per_example_max_norm, in_axes=(None, None, 0, 0))
+
+    def make_optimizer(learning_rate):
+        opt = optax.inject_hyperparams(getattr(optax, config.optimizer))(
+            learning_rate=learning_rate)
+        if config.max_grad_norm is not None:
+            opt = optax.chain(optax.clip_by_global_norm(config.max_grad_norm), opt)
+        return opt
+
+    def init(key, example_obs, num_envs, hparams=None):
+        hp = merge_hparams(DEFAULT_HPARAMS, hparams)
+        validate(config, hp)
+        k_params, k_state = jax.random.split(key)
+        example_obs = jnp.asarray(example_obs, jnp.float32)
+        params = value_fn.init(k_params, example_obs)
+        opt_state = make_optimizer(hp["learning_rate"]).init(params)
+        example = Transition(
+            obs_tm1=example_obs, a_tm1=jnp.zeros((), jnp.int32), r_t=jnp.zeros(()),
+            discount_t=jnp.zeros(()), obs_t=example_obs)
+        batch_example = jax.tree.map(lambda x: jnp.stack([x] * num_envs), example)
+        return AgentState(
+            params=params, target_params=params, opt_state=opt_state,
+            replay=buffer.init(example), step=jnp.zeros((), jnp.int32), key=k_state,
+            hparams=hp, extra={"nstep": accumulator.init(batch_example),
+                               "updates": jnp.zeros((), jnp.int32)})
+
+    def epsilon(state):
+        hp = state.hparams
+        frac = jnp.minimum(state.step.astype(jnp.float32) / config.epsilon_decay_steps, 1.0)
+        return hp["epsilon_start"] + (hp["epsilon_end"] - hp["epsilon_start"]) * frac
+
+    def act(key, state, obs, evaluation=False):
+        q = q_values(state.params, jnp.asarray(obs, jnp.float32))
+        eps = jnp.zeros((), jnp.float32) if evaluation else epsilon(state)
+        keys = jax.random.split(key, q.shape[0])
+        return jax.vmap(policies.epsilon_greedy, in_axes=(0, 0, None))(keys, q, eps)
+
+    def gradient_step(carry, key):
+        params, target_params, opt_state, replay_state, updates, hp = carry
+        batch, indices, weights = buffer.sample(
+            key, replay_state, config.batch_size, beta=hp["importance_beta"])
+        if not config.prioritized:
+            weights = jnp.ones_like(weights)
+
+        def mean_loss(p):
+            per_example, td_error = jax.vmap(loss_aux, in_axes=(None, None, 0, 0))(
+                p, target_params, batch, weights)
+            return per_example.mean(), td_error
+
+        if config.per_example_max_norm is None:
+            (loss, td_error), grad = jax.value_and_grad(mean_loss, has_aux=True)(params)
+        else:
+            loss, td_error = mean_loss(params)
+            grad = clipped_grad(params, target_params, batch, weights)
+        if config.learning_rate_decay_steps is not None:
+            frac = jnp.minimum(updates.astype(jnp.float32) / config.learning_rate_decay_steps,
+                               1.0)
+            opt_state = _set_learning_rate(opt_state, hp["learning_rate"] * (1.0 - frac))
+        grad_updates, opt_state = make_optimizer(hp["learning_rate"]).update(
+            grad, opt_state, params)
+        params = optax.apply_updates(params, grad_updates)
+        updates = updates + 1
+        if config.prioritized:
+            replay_state = buffer.update_priorities(replay_state, indices, jnp.abs(td_error))
+        if config.target_update == "periodic":
+            target_params = optax.periodic_update(
+                params, target_params, updates, config.target_period)
+        else:
+            target_params = optax.incremental_update(params, target_params, hp["tau"])
+        return (params, target_params, opt_state, replay_state, updates, hp), loss
+
+    def learn(state, key):
+        carry = (state.params, state.target_params, state.opt_state, state.replay,
+                 state.extra["updates"], state.hparams)
+        keys = jax.random.split(key, config.gradient_steps)
+        (params, target_params, opt_state, replay_state, updates, _), loss = jax.lax.scan(
+            gradient_step, carry, keys)
+        state = state._replace(
+            params=params, target_params=target_params, opt_state=opt_state,
+            replay=replay_state, extra={**state.extra, "updates": updates})
+        return state, loss.mean(), jnp.ones((), jnp.bool_)
+
+    def skip(state, key):
+        del key
+        return state, jnp.zeros((), jnp.float32), jnp.zeros((), jnp.bool_)
+
+    def update(state, transition, last):
+        num_envs = transition.r_t.shape[0]
+        chex.assert_shape(last, (num_envs,))
+        window, nstep_transition, valid = accumulator.push(
+            state.extra["nstep"], transition, last)
+        replay_state = buffer.add(
+            state.replay, nstep_transition, jnp.broadcast_to(valid, (num_envs,)))
+        step = state.step + num_envs
+        key, k_learn = jax.random.split(state.key)
+        state = state._replace(replay=replay_state, step=step, key=key,
+                               extra={**state.extra, "nstep": window})
+        iteration = step // num_envs
+        should_learn = (replay_state.size >= config.learning_starts) & (
+            iteration % config.train_every == 0)
+        state, loss, learned = jax.lax.cond(should_learn, learn, skip, state, k_learn)
+        return state, {"loss": loss, "learned": learned, "epsilon": epsilon(state)}
+
+    return Agent(init=init, act=act, update=update, name=name,
+                 default_hparams=dict(DEFAULT_HPARAMS))

@@ -1,0 +1,147 @@
+"""Agent registry: names, settings, hyperparameters and what environments each can handle."""
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
+
+import gymnasium
+import numpy as np
+
+from agents import dqn as dqn_lib
+from agents import tabular as tabular_lib
+from agents.base import Agent
+
+
+class AgentSpec(NamedTuple):
+    """How to build one agent.
+
+    Attributes:
+      name: registry name.
+      description: one line for `--help`.
+      config_cls: frozen dataclass of static settings (field metadata "help").
+      config_overrides: this agent's defaults for `config_cls` fields.
+      default_hparams: numeric hyperparameters (may be swept) and their defaults.
+      hparam_help: meaning of each numeric hyperparameter.
+      build: `build(observation_space, action_space, config) -> Agent`.
+      check: `check(observation_space, action_space) -> None`, raises ValueError with a clear
+        message when the agent cannot handle the environment.
+      validate: `validate(config, hparams) -> None`, raises ValueError for invalid settings
+        (before any compilation).
+      default_env: the environment `scripts/train.py --agent NAME` uses without `--env`.
+      run_defaults: this agent's defaults for the run (total_steps, num_envs, chunk_steps).
+    """
+
+    name: str
+    description: str
+    config_cls: type
+    config_overrides: Mapping[str, Any]
+    default_hparams: Mapping[str, float]
+    hparam_help: Mapping[str, str]
+    build: Callable[..., Agent]
+    check: Callable[[gymnasium.Space, gymnasium.Space], None]
+    validate: Callable[[Any, Mapping[str, Any]], None]
+    default_env: str
+    run_defaults: Mapping[str, int]
+
+
+def _require_discrete_actions(agent: str, action_space: gymnasium.Space) -> None:
+    if not isinstance(action_space, gymnasium.spaces.Discrete):
+        raise ValueError(
+            f"agent '{agent}' needs a Discrete action space, but the environment has "
+            f"{action_space} (continuous or structured actions are not supported)")
+
+
+def _check_dqn(agent: str):
+    def check(observation_space, action_space):
+        _require_discrete_actions(agent, action_space)
+        if not (isinstance(observation_space, gymnasium.spaces.Box)
+                and len(observation_space.shape) == 1):
+            raise ValueError(
+                f"agent '{agent}' needs vector observations (a 1-D Box), but the environment "
+                f"has {observation_space}; for discrete states use a tabular agent")
+    return check
+
+
+def _check_tabular(agent: str):
+    def check(observation_space, action_space):
+        _require_discrete_actions(agent, action_space)
+        if not isinstance(observation_space, gymnasium.spaces.Discrete):
+            raise ValueError(
+                f"agent '{agent}' is tabular and needs a Discrete observation space (state "
+                f"indices), but the environment has {observation_space}; use 'sarsa_lambda' "
+                f"(tile coding) or 'dqn' for continuous observations")
+    return check
+
+
+def _build_dqn(double: bool):
+    def build(observation_space, action_space, config):
+        del observation_space
+        return dqn_lib.dqn(int(action_space.n), config, name="double_dqn" if double else "dqn")
+    return build
+
+
+def _build_tabular(rule: str):
+    def build(observation_space, action_space, config):
+        return tabular_lib.tabular_agent(
+            rule, int(observation_space.n), int(action_space.n), config)
+    return build
+
+
+def _specs() -> dict[str, AgentSpec]:
+    specs = {}
+    for name, double in (("dqn", False), ("double_dqn", True)):
+        specs[name] = AgentSpec(
+            name=name,
+            description=("Double DQN" if double else "DQN") + ": MLP Q-network, replay "
+            "(uniform/prioritized), target network, n-step returns",
+            config_cls=dqn_lib.DQNConfig,
+            config_overrides={"double": double},
+            default_hparams=dqn_lib.DEFAULT_HPARAMS, hparam_help=dqn_lib.HPARAM_HELP,
+            build=_build_dqn(double), check=_check_dqn(name), validate=dqn_lib.validate,
+            default_env="CartPole-v1",
+            run_defaults={"total_steps": 50_000, "num_envs": 8, "chunk_steps": 5_000})
+    for rule in tabular_lib.RULES:
+        specs[rule] = AgentSpec(
+            name=rule,
+            description=f"tabular {rule.replace('_', ' ')} with an epsilon-greedy policy",
+            config_cls=tabular_lib.TabularConfig, config_overrides={},
+            default_hparams=tabular_lib.DEFAULT_HPARAMS, hparam_help=tabular_lib.HPARAM_HELP,
+            build=_build_tabular(rule), check=_check_tabular(rule),
+            validate=tabular_lib.validate, default_env="Taxi-v3",
+            run_defaults={"total_steps": 200_000, "num_envs": 1, "chunk_steps": 20_000})
+    return specs
+
+
+AGENTS: dict[str, AgentSpec] = _specs()
+
+
+def get(name: str) -> AgentSpec:
+    """The spec of agent `name`; ValueError listing the valid names otherwise."""
+    if name not in AGENTS:
+        raise ValueError(f"unknown agent '{name}'; valid agents: {', '.join(sorted(AGENTS))}")
+    return AGENTS[name]
+
+
+def make_config(spec: AgentSpec, overrides: Mapping[str, Any] | None = None):
+    """The agent's config dataclass with its defaults and `overrides` applied."""
+    fields = {f.name for f in dataclasses.fields(spec.config_cls)}
+    values = {**spec.config_overrides, **(overrides or {})}
+    unknown = sorted(set(values) - fields)
+    if unknown:
+        raise ValueError(f"agent '{spec.name}' has no setting(s) {unknown}; valid: "
+                         f"{sorted(fields)}")
+    return spec.config_cls(**values)
+
+
+def config_defaults(spec: AgentSpec) -> dict[str, Any]:
+    """Static settings with this agent's defaults, as a JSON-friendly dict."""
+    config = make_config(spec)
+    return {f.name: _jsonable(getattr(config, f.name)) for f in dataclasses.fields(config)}
+
+
+def _jsonable(value):
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
