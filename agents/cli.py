@@ -75,7 +75,7 @@ def environments_text() -> str:
     import envs
 
     return ("  JAX (jitted loop, many seeds in one program): " + ", ".join(envs.names())
-            + "\n  gym backend: any registered Gymnasium id (e.g. Taxi-v3, LunarLander-v3)")
+            + "\n  gym backend: any registered Gymnasium id (e.g. Taxi-v4, LunarLander-v3)")
 
 
 def _add_agent_options(parser: argparse.ArgumentParser, spec: registry.AgentSpec) -> None:
@@ -101,7 +101,7 @@ def build_train_parser(agent: str) -> argparse.ArgumentParser:
               + "\n\nenvironments:\n" + environments_text()
               + "\n\nexamples:\n  python scripts/train.py                       # DQN on "
               "CartPole-v1, evaluated on Gymnasium\n"
-              "  python scripts/train.py --agent q_learning --env Taxi-v3 --total-steps "
+              "  python scripts/train.py --agent q_learning --env Taxi-v4 --total-steps "
               "200000\n  python scripts/train.py --seeds 4 --sweep lr=1e-3,3e-4\n"
               "  python scripts/train.py --resume runs/dqn-CartPole-v1-20260101-120000")
     parser = argparse.ArgumentParser(
@@ -130,6 +130,12 @@ def build_train_parser(agent: str) -> argparse.ArgumentParser:
     parser.add_argument("--no-select-best", action="store_true",
                         help="evaluate the final parameters instead of the best greedy "
                         "evaluation on the JAX twin during training")
+    parser.add_argument("--stop-at-return", type=float, default=None, metavar="R",
+                        help="stop once every member's greedy evaluation on the JAX twin "
+                        "reached R (e.g. 475 for CartPole-v1); then evaluate on Gymnasium")
+    parser.add_argument("--checkpoint-seconds", type=float,
+                        default=d.checkpoint_seconds, help="at most this long between "
+                        "checkpoints (also saved at the end, on Ctrl-C and when stopping)")
     parser.add_argument("--sweep", action="append", default=[], metavar="NAME=V1,V2",
                         help="train every combination of these hyperparameter values (x "
                         "seeds) in one program; repeatable")
@@ -176,6 +182,7 @@ def config_from_args(args: argparse.Namespace) -> run_lib.RunConfig:
         chunk_steps=args.chunk_steps or overrides.get("chunk_steps",
                                                       COMMON_DEFAULTS.chunk_steps),
         eval_episodes=args.eval_episodes, select_best=not args.no_select_best,
+        stop_at_return=args.stop_at_return, checkpoint_seconds=args.checkpoint_seconds,
         out=args.out, agent_config=agent_config, hparams=hparams,
         sweep=parse_sweep(args.sweep), devices=args.devices)
 
@@ -183,6 +190,22 @@ def config_from_args(args: argparse.Namespace) -> run_lib.RunConfig:
 def _fail(message: str, code: int = 2) -> int:
     print(f"error: {message}", file=sys.stderr)
     return code
+
+
+def enable_compilation_cache() -> None:
+    """Persists compiled XLA programs across runs (JAX's compilation cache), so a second run
+    of the same configuration skips compilation. Directory: $TDKIT_COMPILATION_CACHE (default
+    ~/.cache/tdkit/jax); set it to "off" to disable."""
+    import os
+
+    import jax
+
+    path = os.environ.get("TDKIT_COMPILATION_CACHE",
+                          os.path.join(os.path.expanduser("~"), ".cache", "tdkit", "jax"))
+    if path.lower() in ("", "off", "0", "none"):
+        return
+    jax.config.update("jax_compilation_cache_dir", path)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
 def train_main(argv: Sequence[str] | None = None) -> int:
@@ -201,6 +224,7 @@ def train_main(argv: Sequence[str] | None = None) -> int:
         except run_lib.RunError as error:
             return _fail(str(error))
     args = build_train_parser(agent).parse_args(argv)
+    enable_compilation_cache()
     try:
         if args.resume is not None:
             summary = run_lib.train(run_lib.RunConfig(), resume_dir=args.resume,

@@ -23,12 +23,17 @@ from tdkit.types import Transition
 
 @dataclasses.dataclass(frozen=True)
 class DQNConfig:
-    """Structural (static) DQN settings; numeric ones are in `DEFAULT_HPARAMS`."""
+    """Structural (static) DQN settings; numeric ones are in `DEFAULT_HPARAMS`.
+
+    The defaults solve CartPole-v1 (tuned with the jitted loop, 16 envs, 160k steps; see
+    README): LayerNorm, l2 loss, a target copied every 20 gradient steps and a
+    learning rate decayed linearly to 0 over 10k gradient steps.
+    """
 
     hidden_sizes: tuple[int, ...] = dataclasses.field(
         default=(120, 84), metadata={"help": "hidden layer sizes of the Q-network MLP"})
     layer_norm: bool = dataclasses.field(
-        default=False, metadata={"help": "LayerNorm after each hidden layer"})
+        default=True, metadata={"help": "LayerNorm after each hidden layer"})
     optimizer: str = dataclasses.field(
         default="adam", metadata={"help": "any optax optimizer taking learning_rate"})
     buffer_size: int = dataclasses.field(
@@ -44,13 +49,13 @@ class DQNConfig:
     target_update: str = dataclasses.field(
         default="periodic", metadata={"help": "'periodic' (copy) or 'polyak' (tau averaging)"})
     target_period: int = dataclasses.field(
-        default=500, metadata={"help": "gradient steps between target copies (periodic)"})
+        default=20, metadata={"help": "gradient steps between target copies (periodic)"})
     epsilon_decay_steps: int = dataclasses.field(
-        default=10_000, metadata={"help": "env steps of the linear epsilon decay"})
+        default=20_000, metadata={"help": "env steps of the linear epsilon decay"})
     double: bool = dataclasses.field(
         default=False, metadata={"help": "Double DQN target (select with online, evaluate "
                                          "with target network)"})
-    loss: str = dataclasses.field(default="huber", metadata={"help": "'huber' or 'l2'"})
+    loss: str = dataclasses.field(default="l2", metadata={"help": "'huber' or 'l2'"})
     n_step: int = dataclasses.field(default=1, metadata={"help": "n-step returns"})
     prioritized: bool = dataclasses.field(
         default=False, metadata={"help": "prioritized replay (priorities = |TD error|)"})
@@ -62,12 +67,12 @@ class DQNConfig:
     max_grad_norm: float | None = dataclasses.field(
         default=None, metadata={"help": "clip the global gradient norm; None: no clipping"})
     learning_rate_decay_steps: int | None = dataclasses.field(
-        default=None, metadata={"help": "decay the learning rate linearly to 0 over this many "
+        default=10_000, metadata={"help": "decay the learning rate linearly to 0 over this many "
                                         "gradient steps; None: constant"})
 
 
 DEFAULT_HPARAMS = {
-    "learning_rate": 1e-3,
+    "learning_rate": 2e-3,
     "gamma": 0.99,
     "epsilon_start": 1.0,
     "epsilon_end": 0.05,
@@ -121,7 +126,8 @@ def validate(config: DQNConfig, hparams: dict) -> None:
 def _set_learning_rate(opt_state, learning_rate):
     """Sets the injected learning rate of `optax.inject_hyperparams` (possibly chained)."""
     if isinstance(opt_state, tuple) and not hasattr(opt_state, "hyperparams"):
-        return type(opt_state)(*(_set_learning_rate(s, learning_rate) for s in opt_state))
+        parts = [_set_learning_rate(s, learning_rate) for s in opt_state]
+        return type(opt_state)(*parts) if hasattr(opt_state, "_fields") else tuple(parts)
     if hasattr(opt_state, "hyperparams"):
         hyperparams = dict(opt_state.hyperparams)
         hyperparams["learning_rate"] = jnp.asarray(

@@ -157,7 +157,8 @@ def train_host(plan, run_dir: pathlib.Path, resuming: bool, progress: bool,
                 "mean_length": f"{np.mean(stats.episode_lengths):.2f}" if n else "",
                 "loss": f"{stats.losses.mean():.6g}" if stats.losses.size else "",
                 "eval_return": "", "best_eval_return": "", "seconds": f"{seconds:.3f}",
-                "steps_per_second": f"{stats.steps / seconds:.1f}"}])
+                "steps_per_second": f"{stats.steps / seconds:.1f}",
+                "wall_time": f"{time.time():.3f}"}])
             bar.update(plan.steps_per_chunk)
             bar.set_postfix({"steps/s": f"{stats.steps / seconds:,.0f}",
                              "return": f"{np.mean(stats.episode_returns):.1f}" if n else "-"})

@@ -99,7 +99,7 @@ def _specs() -> dict[str, AgentSpec]:
             default_hparams=dqn_lib.DEFAULT_HPARAMS, hparam_help=dqn_lib.HPARAM_HELP,
             build=_build_dqn(double), check=_check_dqn(name), validate=dqn_lib.validate,
             default_env="CartPole-v1",
-            run_defaults={"total_steps": 50_000, "num_envs": 8, "chunk_steps": 5_000})
+            run_defaults={"total_steps": 160_000, "num_envs": 16, "chunk_steps": 10_000})
     for rule in tabular_lib.RULES:
         specs[rule] = AgentSpec(
             name=rule,
@@ -107,7 +107,7 @@ def _specs() -> dict[str, AgentSpec]:
             config_cls=tabular_lib.TabularConfig, config_overrides={},
             default_hparams=tabular_lib.DEFAULT_HPARAMS, hparam_help=tabular_lib.HPARAM_HELP,
             build=_build_tabular(rule), check=_check_tabular(rule),
-            validate=tabular_lib.validate, default_env="Taxi-v3",
+            validate=tabular_lib.validate, default_env="Taxi-v4",
             run_defaults={"total_steps": 200_000, "num_envs": 1, "chunk_steps": 20_000})
     return specs
 

@@ -58,6 +58,8 @@ class RunConfig:
     chunk_steps: int = 5_000
     eval_episodes: int = 100
     select_best: bool = True
+    stop_at_return: float | None = None
+    checkpoint_seconds: float = 30.0
     out: str | None = None
     agent_config: dict = dataclasses.field(default_factory=dict)
     hparams: dict = dataclasses.field(default_factory=dict)
@@ -381,7 +383,7 @@ def train(config: RunConfig, resume_dir: str | pathlib.Path | None = None,
 def metric_columns(plan: Plan) -> list[str]:
     return (["chunk", "member", "seed"] + plan.swept
             + ["step", "episodes", "mean_return", "mean_length", "loss", "eval_return",
-               "best_eval_return", "seconds", "steps_per_second"])
+               "best_eval_return", "seconds", "steps_per_second", "wall_time"])
 
 
 def progress_bar(plan: Plan, initial: int, enabled: bool):
@@ -426,8 +428,10 @@ def _train_jax(plan: Plan, run_dir: pathlib.Path, resuming: bool, progress: bool
             state = jax.device_put(state, sharding)
         done_chunks = latest
     writer = MetricsWriter(run_dir / "metrics.csv", metric_columns(plan), done_chunks)
-    interrupted = False
+    interrupted = solved = False
     chunks_this_call = 0
+    completed = done_chunks
+    last_save = time.perf_counter()
     bar = progress_bar(plan, done_chunks * plan.steps_per_chunk, progress)
     with _Interrupt() as interrupt:
         for chunk in range(done_chunks, plan.num_chunks):
@@ -449,7 +453,16 @@ def _train_jax(plan: Plan, run_dir: pathlib.Path, resuming: bool, progress: bool
                     f"the loss became NaN at environment step {step} (member {member}, seed "
                     f"{members[member]['seed']}); training stopped and {kept}", code=1)
             state = new_state
-            checkpoints.save(chunk + 1, state)
+            completed = chunk + 1
+            chunks_this_call += 1
+            solved = (config.stop_at_return is not None and config.select_best and bool(
+                np.all(np.asarray(state.best_score) >= config.stop_at_return)))
+            stop = interrupt.requested or solved or (
+                stop_after_chunks is not None and chunks_this_call >= stop_after_chunks)
+            if (stop or completed == plan.num_chunks
+                    or time.perf_counter() - last_save >= config.checkpoint_seconds):
+                checkpoints.save(completed, state)
+                last_save = time.perf_counter()
             rows = _chunk_rows(plan, chunk, metrics, state, seconds)
             writer.append(rows)
             bar.update(plan.steps_per_chunk)
@@ -459,18 +472,20 @@ def _train_jax(plan: Plan, run_dir: pathlib.Path, resuming: bool, progress: bool
                 "return": f"{np.mean(recent):.1f}" if recent else "-",
                 "eval": f"{np.mean([float(r['eval_return']) for r in rows]):.1f}"
                 if config.select_best else "-"})
-            chunks_this_call += 1
-            if interrupt.requested or (stop_after_chunks is not None
-                                       and chunks_this_call >= stop_after_chunks):
-                interrupted = chunk + 1 < plan.num_chunks
+            if stop:
+                interrupted = not solved and completed < plan.num_chunks
                 break
     bar.close()
     train_seconds = time.perf_counter() - start
-    done = checkpoints.latest_step() or 0
+    done = completed
     summary = {"run_dir": str(run_dir), "backend": "jax", "members": plan.num_members,
                "chunks_done": done, "chunks_total": plan.num_chunks,
                "steps": done * plan.steps_per_chunk, "train_seconds": train_seconds,
-               "interrupted": interrupted, "evaluation": None}
+               "interrupted": interrupted, "solved_early": solved, "evaluation": None}
+    if solved:
+        print(f"every member reached a greedy evaluation return >= {config.stop_at_return} "
+              f"on the JAX twin after {done * plan.steps_per_chunk:,} steps; stopping early",
+              file=sys.stderr)
     plot_learning_curve(run_dir / "metrics.csv", run_dir / "learning_curve.png", plan.swept,
                         f"{config.agent} on {config.env}")
     if interrupted:
@@ -539,6 +554,7 @@ def _chunk_rows(plan: Plan, chunk: int, metrics: Any, state: Any, seconds: float
             if plan.config.select_best else "",
             "seconds": f"{seconds:.3f}",
             "steps_per_second": f"{plan.steps_per_chunk * plan.num_members / seconds:.1f}",
+            "wall_time": f"{time.time():.3f}",
         }
         rows.append(row)
     return rows

@@ -1,1 +1,59 @@
-"""Environments: pure-JAX functional envs, Gymnasium registration, host adapter."""
+"""Environments: pure-JAX functional environments and their Gymnasium registration.
+
+    import envs
+    env, params = envs.make("CartPole-v1")
+    obs, state = env.reset(key, params)
+    obs, state, reward, terminated, truncated, info = env.step(key, state, action, params)
+
+`step` resets automatically; `info["final_observation"]` is the true last observation of an
+episode that just ended (see `envs.base`). Importing `envs` registers every environment with
+Gymnasium as `tdkit/<Name>` (`gymnasium.make("tdkit/RandomWalk-v0")`), returning NumPy
+observations. `envs.make_host_env` / `envs.HostAdapter` wrap any Gymnasium vector env for
+TD learning on the host (see `envs.host`).
+"""
+
+from envs.baird import BairdCounterexample
+from envs.base import (
+    Core,
+    Environment,
+    State,
+    TabularModel,
+    policy_values,
+    random_rollout,
+)
+from envs.boyan import BoyanChain
+from envs.classic_control import Acrobot, CartPole, MountainCar
+from envs.funcenv import from_funcenv
+from envs.gridworlds import CliffWalking, WindyGridworld
+from envs.host import EpisodeStats, HostAdapter, HostStep, make_host_env
+from envs.maximization_bias import MaximizationBias
+from envs.random_walk import RandomWalk
+from envs.registration import make, names, register_gymnasium_envs
+
+register_gymnasium_envs()
+
+__all__ = [
+    "Acrobot",
+    "BairdCounterexample",
+    "BoyanChain",
+    "CartPole",
+    "CliffWalking",
+    "Core",
+    "Environment",
+    "EpisodeStats",
+    "HostAdapter",
+    "HostStep",
+    "MaximizationBias",
+    "MountainCar",
+    "RandomWalk",
+    "State",
+    "TabularModel",
+    "WindyGridworld",
+    "from_funcenv",
+    "make",
+    "make_host_env",
+    "names",
+    "policy_values",
+    "random_rollout",
+    "register_gymnasium_envs",
+]

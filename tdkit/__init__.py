@@ -2,10 +2,28 @@
 
 Top-level names are the TD core: one-step TD errors (`td_learning`, `q_learning`, ...),
 multi-step errors and returns for one trajectory (`td_lambda`, `retrace`, `lambda_returns`,
-...), losses and the `Transition` container. Submodules hold the rest.
+...), losses (`l2_loss`, `huber_loss`, `td_loss`) and the `Transition` container.
+Submodules: `values` (value functions), `features` (tile coding, Fourier, ...), `grads`
+(per-example gradients), `autodiff` (Hessians, HVPs, Jacobians, custom gradients),
+`replay`, `nstep`, `policies`, and the classic TD family: `traces` (TD(lambda), true online),
+`gradient_td` (GTD2, TDC, TDRC), `emphatic`, `lstd`, `dp` (expected updates, VE, PBE).
 """
 
-from tdkit.losses import huber_loss, l2_loss
+from tdkit import (
+    autodiff,
+    dp,
+    emphatic,
+    features,
+    gradient_td,
+    grads,
+    lstd,
+    nstep,
+    policies,
+    replay,
+    traces,
+    values,
+)
+from tdkit.losses import huber_loss, l2_loss, td_loss
 from tdkit.multistep import (
     VTraceOutput,
     q_lambda,
@@ -32,12 +50,26 @@ from tdkit.td import (
     sarsa,
     td_learning,
 )
-from tdkit.types import Transition, discount_from_terminated
+from tdkit.types import SarsaTransition, Transition, discount_from_terminated
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "SarsaTransition",
     "Transition",
+    "autodiff",
+    "dp",
+    "emphatic",
+    "features",
+    "gradient_td",
+    "grads",
+    "lstd",
+    "nstep",
+    "policies",
+    "replay",
+    "td_loss",
+    "traces",
+    "values",
     "VTraceOutput",
     "batched_index",
     "discount_from_terminated",

@@ -52,14 +52,22 @@ class ReplayState(NamedTuple):
 class PrioritizedReplayState(NamedTuple):
     """State of a prioritized replay buffer.
 
+    `P` below is the smallest power of two >= C. The two trees are arrays of `2P` nodes:
+    node 1 is the root, node `k` has children `2k` and `2k + 1`, and slot `i` is leaf
+    `P + i` (node 0 is unused scratch).
+
     Attributes:
       storage: the stored pytree, every leaf with a leading `[C]` axis.
       position: int32 `[]`, the slot the next item is written to.
       size: int32 `[]`, the number of stored items (at most C).
-      priorities: float32 `[C]`, the priority `p_i = |delta_i| + eps` of each slot (the
-        value of empty slots is unused).
+      priorities: float32 `[C]`, the priority `p_i = |delta_i| + eps` of each slot (0 for
+        empty slots).
       max_priority: float32 `[]`, the largest priority seen so far (1 initially); new items
         get it, so each is replayed at least once with high probability.
+      sum_tree: float32 `[2P]`, leaves `p_i^alpha` (0 for empty slots), inner nodes the
+        sum of their children; the root `sum_tree[1]` is `sum_k p_k^alpha`.
+      min_tree: float32 `[2P]`, leaves `p_i^alpha` (+inf for empty slots), inner nodes the
+        min of their children.
     """
 
     storage: chex.ArrayTree
@@ -67,6 +75,8 @@ class PrioritizedReplayState(NamedTuple):
     size: Array
     priorities: Array
     max_priority: Array
+    sum_tree: Array
+    min_tree: Array
 
 
 class ReplaySample(NamedTuple):
@@ -334,14 +344,15 @@ def prioritized_replay(
     - `weight_normalization="buffer"` (default): `max_j` runs over ALL stored items, i.e.
       `w_i = (min_k P(k) / P(i))^beta`. The weight of an item does not depend on what
       else was drawn in the batch (as in OpenAI Baselines).
-    - `weight_normalization="batch"`: `max_j` runs over the sampled batch (as in Schaul
-      et al.'s Algorithm 1 and Dopamine), so the largest weight in each batch is 1.
+    - `weight_normalization="batch"`: `max_j` runs over the sampled batch (as in Dopamine,
+      and one reading of Schaul et al.'s Algorithm 1), so each batch's largest weight is 1.
 
-    Sampling uses a cumulative sum of `p^alpha` over the C slots and a vectorised
-    `jnp.searchsorted` for the B draws: O(C) per call (one pass, fast on CPU and GPU for
-    C up to ~1e6) and O(B log C) for the search; `update_priorities` is O(B). Empty slots
-    have probability 0, and indices are clipped to the stored range, so an empty slot is
-    never returned.
+    Sampling uses a sum-tree held in JAX arrays (`PrioritizedReplayState.sum_tree`): each
+    of the B draws walks from the root to a leaf, vectorised over the batch, so `sample`,
+    `add` and `update_priorities` cost O(B log C) (O(N log C) for `add`) whatever the
+    capacity. A min-tree gives `min_k p_k^alpha` for the "buffer" normalisation in O(1).
+    Empty slots have probability 0, a draw never descends into a subtree of zero mass, and
+    indices are clipped to the stored range, so an empty slot is never returned.
 
     Args:
       capacity: the number of items C kept, a positive Python int.
@@ -366,7 +377,8 @@ def prioritized_replay(
         indices [B], weights [B])`, with replacement.
       - `update_priorities(state, indices [B] int, priorities [B] float) ->
         PrioritizedReplayState`: sets `p_i = priorities + eps` (pass `|td_errors|`) and
-        raises `max_priority`. For a repeated index one of its values is kept.
+        raises `max_priority`. For a repeated index one of its values is kept; inside jit,
+        indices outside [0, C) are ignored (outside jit they raise ValueError).
     """
     fn = "prioritized_replay"
     _check_capacity(fn, capacity)
@@ -385,20 +397,42 @@ def prioritized_replay(
             f"{weight_normalization!r}")
     alpha, default_beta, eps = float(alpha), float(beta), float(eps)
 
+    num_leaves = 1 << (capacity - 1).bit_length()  # P, the smallest power of 2 >= C
+    depth = num_leaves.bit_length() - 1  # log2(P)
+
+    def set_leaves(state, slots, valid):
+        """Writes `priorities[slots] ** alpha` into both trees and refreshes the paths.
+
+        Invalid entries (`valid` False) go to the unused node 0, which is never read.
+        """
+        nodes = jnp.where(valid, slots + num_leaves, 0).astype(jnp.int32)
+        leaves = state.priorities[jnp.where(valid, slots, 0)] ** alpha
+        sum_tree = state.sum_tree.at[nodes].set(leaves)
+        min_tree = state.min_tree.at[nodes].set(leaves)
+        for _ in range(depth):
+            nodes = nodes // 2
+            left, right = 2 * nodes, 2 * nodes + 1
+            sum_tree = sum_tree.at[nodes].set(sum_tree[left] + sum_tree[right])
+            min_tree = min_tree.at[nodes].set(jnp.minimum(min_tree[left], min_tree[right]))
+        return state._replace(sum_tree=sum_tree, min_tree=min_tree)
+
     def init(example: chex.ArrayTree) -> PrioritizedReplayState:
         return PrioritizedReplayState(
             storage=_init_storage(f"{fn}.init", capacity, example),
             position=jnp.int32(0), size=jnp.int32(0),
             priorities=jnp.zeros((capacity,), jnp.float32),
-            max_priority=jnp.float32(1.0))
+            max_priority=jnp.float32(1.0),
+            sum_tree=jnp.zeros((2 * num_leaves,), jnp.float32),
+            min_tree=jnp.full((2 * num_leaves,), jnp.inf, jnp.float32))
 
     def add(state: PrioritizedReplayState, batch: chex.ArrayTree, valid: Array | None = None
             ) -> PrioritizedReplayState:
         storage, slots, position, size = _write(
             f"{fn}.add", state.storage, state.position, state.size, batch, valid)
-        priorities = state.priorities.at[slots].set(state.max_priority, mode="drop")
-        return state._replace(
-            storage=storage, position=position, size=size, priorities=priorities)
+        state = state._replace(
+            storage=storage, position=position, size=size,
+            priorities=state.priorities.at[slots].set(state.max_priority, mode="drop"))
+        return set_leaves(state, slots, slots < capacity)
 
     def sample(key: chex.PRNGKey, state: PrioritizedReplayState, batch_size: int,
                beta: Any = None) -> ReplaySample:
@@ -407,17 +441,21 @@ def prioritized_replay(
         beta = default_beta if beta is None else beta
         _check_beta(name, beta)
         _check_can_sample(name, state.size, batch_size)
-        stored = jnp.arange(capacity) < state.size
-        p_alpha = jnp.where(stored, state.priorities ** alpha, 0.0)
-        cdf = jnp.cumsum(p_alpha)
-        total = cdf[-1]
-        u = jax.random.uniform(key, (batch_size,), jnp.float32) * total
-        indices = jnp.searchsorted(cdf, u, side="right").astype(jnp.int32)
-        # Guards the rounding case u == total (and NaN priorities): stay in the stored range.
-        indices = jnp.clip(indices, 0, jnp.maximum(state.size - 1, 0))
-        p_sampled = p_alpha[indices]
+        tree = state.sum_tree
+        mass = jax.random.uniform(key, (batch_size,), jnp.float32) * tree[1]
+        nodes = jnp.ones((batch_size,), jnp.int32)
+        for _ in range(depth):
+            left = 2 * nodes
+            left_mass, right_mass = tree[left], tree[left + 1]
+            # Never step into a subtree of zero mass (empty slots), even when rounding
+            # leaves `mass` at or above the left subtree's total.
+            go_right = (mass >= left_mass) & (right_mass > 0)
+            mass = jnp.where(go_right, mass - left_mass, mass)
+            nodes = left + go_right.astype(jnp.int32)
+        indices = jnp.clip(nodes - num_leaves, 0, jnp.maximum(state.size - 1, 0))
+        p_sampled = tree[indices + num_leaves]
         if weight_normalization == "buffer":
-            p_ref = jnp.min(jnp.where(stored, p_alpha, jnp.inf))
+            p_ref = state.min_tree[1]
         else:
             p_ref = jnp.min(p_sampled)
         # (N P(i))^-beta / (N P_ref)^-beta == (p_ref^alpha / p_i^alpha)^beta.
@@ -439,9 +477,15 @@ def prioritized_replay(
                 raise ValueError(
                     f"{name}: argument `indices` must be in [0, {capacity}), got values in "
                     f"[{idx.min()}, {idx.max()}]")
+        # Inside jit, out-of-range indices (not from `sample`) are ignored.
+        in_range = (indices >= 0) & (indices < capacity)
+        indices = jnp.where(in_range, indices, capacity).astype(jnp.int32)
         new = priorities.astype(jnp.float32) + eps
-        return state._replace(
+        # For a repeated index the scatter keeps one value; the trees read it back, so the
+        # trees and `priorities` always agree.
+        state = state._replace(
             priorities=state.priorities.at[indices].set(new, mode="drop"),
             max_priority=jnp.maximum(state.max_priority, jnp.max(new)))
+        return set_leaves(state, indices, in_range)
 
     return ReplayBuffer(init=init, add=add, sample=sample, update_priorities=update_priorities)

@@ -48,3 +48,23 @@ def discount_from_terminated(terminated: chex.Array, gamma: float) -> chex.Array
     terminated = jnp.asarray(terminated)
     _checks.check_dtype_kind("discount_from_terminated", terminated=(terminated, "bool_or_int"))
     return jnp.float32(gamma) * (1.0 - terminated.astype(jnp.float32))
+
+
+class SarsaTransition(NamedTuple):
+    """A `Transition` plus the action taken at the destination step, for Sarsa.
+
+    Attributes:
+        obs_tm1: observation at the source step, shape `[O...]` (`[B, O...]` batched).
+        a_tm1: action taken at the source step, shape `[]` int.
+        r_t: reward received on the way to the destination step, shape `[]`.
+        discount_t: `gamma * (1 - terminated_t)`, shape `[]`.
+        obs_t: the TRUE next observation, shape `[O...]`.
+        a_t: action taken (or to be taken) at the destination step, shape `[]` int.
+    """
+
+    obs_tm1: chex.ArrayTree
+    a_tm1: chex.Array
+    r_t: chex.Array
+    discount_t: chex.Array
+    obs_t: chex.ArrayTree
+    a_t: chex.Array

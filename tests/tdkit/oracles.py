@@ -32,7 +32,7 @@ def discounted_returns(r, d, v_last):
 
 
 def lambda_returns_forward_view(r, d, v, lam):
-    """Forward view with a scalar lambda: (1-lam) sum_n lam^(n-1) G_{i:i+n} + lam^(T-i-1) G_{i:T}."""
+    """Forward view, scalar lambda: (1-lam) sum_n lam^(n-1) G_{i:i+n} + lam^(T-i-1) G_{i:T}."""
     T = len(r)
     out = []
     for i in range(T):

@@ -57,7 +57,7 @@ D_T = jnp.float32(0.5)
 
 
 class ActionValueTDTest(chex.TestCase):
-    """Expected values by hand for q_tm1 = [1, 2], a_tm1 = 1, r = 1, discount = 0.5, q_t = [3, 4]."""
+    """Expected values by hand: q_tm1 = [1, 2], a_tm1 = 1, r = 1, discount = 0.5, q_t = [3, 4]."""
 
     @chex.variants(with_jit=True, without_jit=True)
     def test_sarsa(self):

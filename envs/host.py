@@ -1,0 +1,338 @@
+"""Host adapter: any Gymnasium vector env -> batched `Transition`s with correct discounts.
+
+`HostAdapter` wraps a Gymnasium 1.x vector env (`SyncVectorEnv`, `AsyncVectorEnv`, or a
+vector wrapper around them), in any autoreset mode, and turns each `step(actions)` into a
+fixed-shape batch of N transitions:
+
+- `discount_t = gamma * (1 - terminated)`: zero only at termination; at truncation (a
+  time limit) the transition keeps `gamma` and its `obs_t` is the TRUE final observation,
+  never the reset observation.
+- No transition spans two episodes. In `NEXT_STEP` mode (Gymnasium's default) the step
+  after an episode end only resets that sub-env (its action is ignored); that entry is
+  marked `valid=False` and must be skipped (`tdkit.replay` buffers take the mask:
+  `buffer.add(state, step.transition, step.valid)`). In `SAME_STEP` and `DISABLED` modes
+  every entry is valid (in `DISABLED` mode the adapter resets finished sub-envs itself).
+- `next_obs` is what the agent acts on next (the reset observation after an episode end);
+  it is separate from `transition.obs_t`.
+- Returns and lengths of the episodes that ended at this step come back for logging.
+
+Observations are numpy arrays of the observation space's dtype as JAX would store it
+(`jax.dtypes.canonicalize_dtype`: float64 -> float32 and int64 -> int32 unless
+`jax_enable_x64` is on); actions in `transition.a_tm1` likewise, rewards and discounts are
+float32. Observation spaces: `Box`, `Discrete`, `MultiDiscrete`, `MultiBinary`.
+
+    env = make_host_env("CartPole-v1", num_envs=8, gamma=0.99, seed=0)
+    obs = env.reset()                                   # [N, O...]
+    step = env.step(actions)                            # actions [N] from the agent
+    replay_state = buffer.add(replay_state, step.transition, step.valid)
+    obs = step.next_obs
+"""
+
+import functools
+from typing import Any, NamedTuple
+
+import gymnasium
+import jax
+import numpy as np
+from gymnasium import spaces
+from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, VectorEnv
+
+from tdkit.types import Transition
+
+_OBS_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
+_INT_ACTION_SPACES = (spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
+
+
+class EpisodeStats(NamedTuple):
+    """Episodes that ended at this step, one entry per sub-env.
+
+    Attributes:
+      finished: bool `[N]`, an episode of sub-env i ended (terminated or truncated).
+      returns: float32 `[N]`, its undiscounted return (0 where not finished).
+      lengths: int32 `[N]`, its number of transitions (0 where not finished).
+    """
+
+    finished: np.ndarray
+    returns: np.ndarray
+    lengths: np.ndarray
+
+
+class HostStep(NamedTuple):
+    """What `HostAdapter.step` returns.
+
+    Attributes:
+      transition: `Transition` of numpy arrays with a leading `[N]`: `obs_tm1 [N, O...]`,
+        `a_tm1 [N, ...]`, `r_t [N]` float32, `discount_t [N]` float32, `obs_t [N, O...]`
+        (the true next observation, also at termination and truncation).
+      valid: bool `[N]`; False only for the reset step of `NEXT_STEP` autoreset, whose
+        transition spans two episodes and must be dropped.
+      next_obs: `[N, O...]`, the observation to act on next.
+      episodes: `EpisodeStats` of the episodes that ended at this step.
+      info: the vector env's `info` dict of this step, unchanged.
+    """
+
+    transition: Transition
+    valid: np.ndarray
+    next_obs: np.ndarray
+    episodes: EpisodeStats
+    info: dict
+
+
+def _canonical(dtype: Any) -> np.dtype:
+    return np.dtype(jax.dtypes.canonicalize_dtype(dtype))
+
+
+class HostAdapter:
+    """Wraps a Gymnasium vector env (or one plain `gymnasium.Env`) for TD learning.
+
+    Args:
+      env: a `gymnasium.vector.VectorEnv` whose `metadata["autoreset_mode"]` is set (as in
+        `SyncVectorEnv` and `AsyncVectorEnv`), or a single `gymnasium.Env`, which is wrapped
+        in a `SyncVectorEnv` with `SAME_STEP` autoreset (N = 1).
+      gamma: the discount factor in [0, 1].
+      seed: optional int; seeds the first `reset()` that gets no seed of its own (sub-env
+        i gets `seed + i`) and the action space used by `random_actions()`.
+
+    Attributes:
+      env: the wrapped vector env.
+      num_envs: N.
+      autoreset_mode: the env's `gymnasium.vector.AutoresetMode`.
+      single_observation_space, single_action_space: the spaces of one sub-env.
+    """
+
+    def __init__(self, env: Any, gamma: float, seed: int | None = None):
+        if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not (
+                0.0 <= float(gamma) <= 1.0):
+            raise ValueError(f"HostAdapter: `gamma` must be a number in [0, 1], got {gamma!r}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise ValueError(f"HostAdapter: `seed` must be an int or None, got {seed!r}")
+        if isinstance(env, gymnasium.Env):
+            single = env
+            env = SyncVectorEnv([lambda: single], autoreset_mode=AutoresetMode.SAME_STEP)
+        if not isinstance(env, VectorEnv):
+            raise ValueError(
+                "HostAdapter: `env` must be a gymnasium.vector.VectorEnv or a gymnasium.Env, "
+                f"got {type(env).__name__}")
+        mode = env.metadata.get("autoreset_mode")
+        if mode is None:
+            raise ValueError(
+                "HostAdapter: `env.metadata['autoreset_mode']` is not set; it must say which "
+                "gymnasium.vector.AutoresetMode the vector env uses")
+        obs_space = env.single_observation_space
+        if not isinstance(obs_space, _OBS_SPACES):
+            raise ValueError(
+                "HostAdapter: the observation space must be one of Box, Discrete, "
+                f"MultiDiscrete, MultiBinary, got {obs_space}")
+        self.env = env
+        self.gamma = float(gamma)
+        self.num_envs = int(env.num_envs)
+        self.autoreset_mode = AutoresetMode(mode)
+        self.single_observation_space = obs_space
+        self.single_action_space = env.single_action_space
+        self._obs_dtype = _canonical(obs_space.dtype)
+        self._action_dtype = _canonical(env.single_action_space.dtype)
+        self._seed = seed
+        if seed is not None:
+            env.action_space.seed(seed)
+        self._obs: np.ndarray | None = None
+        self._reset_pending = np.zeros(self.num_envs, bool)  # NEXT_STEP: next step resets
+        self._returns = np.zeros(self.num_envs, np.float64)
+        self._lengths = np.zeros(self.num_envs, np.int64)
+
+    # ---------------------------------------------------------------------------- API
+
+    def reset(self, seed: int | None = None, options: dict | None = None) -> np.ndarray:
+        """Resets every sub-env and the episode counters.
+
+        Args:
+          seed: int or None; sub-env i is seeded with `seed + i`. If None, the adapter's
+            `seed` is used on the first reset, and sub-envs continue their own RNG after.
+          options: passed to the vector env's `reset`.
+
+        Returns:
+          The observations to act on, shape `[N, O...]`.
+        """
+        if seed is None and self._seed is not None:
+            seed, self._seed = self._seed, None
+        obs, _ = self.env.reset(seed=seed, options=options)
+        self._obs = self._cast_obs(obs)
+        self._reset_pending[:] = False
+        self._returns[:] = 0.0
+        self._lengths[:] = 0
+        return self._obs.copy()
+
+    def step(self, actions: Any) -> HostStep:
+        """Steps every sub-env once.
+
+        Args:
+          actions: `[N, ...]` array (numpy or JAX) in the single action space: integers for
+            `Discrete` / `MultiDiscrete` / `MultiBinary`, floats for a float `Box`.
+
+        Returns:
+          `HostStep(transition [N], valid [N], next_obs [N, O...], episodes, info)`.
+
+        Raises:
+          TypeError: `actions` has the wrong dtype kind for the action space.
+          ValueError: `actions` has the wrong shape or an action is outside the space.
+          RuntimeError: `reset()` was not called first.
+        """
+        if self._obs is None:
+            raise RuntimeError("HostAdapter.step: call reset() before step()")
+        env_actions = self._check_actions(actions)
+        obs, reward, terminated, truncated, info = self.env.step(env_actions)
+        obs = self._cast_obs(obs)
+        terminated = np.asarray(terminated, bool)
+        truncated = np.asarray(truncated, bool)
+        ended = terminated | truncated
+        if self.autoreset_mode == AutoresetMode.NEXT_STEP:
+            valid = ~self._reset_pending
+            self._reset_pending = ended.copy()
+        else:
+            valid = np.ones(self.num_envs, bool)
+        obs_t, next_obs = obs, obs
+        if ended.any() and self.autoreset_mode == AutoresetMode.SAME_STEP:
+            obs_t = obs.copy()
+            final_obs, has_final = info.get("final_obs"), info.get("_final_obs")
+            for i in np.flatnonzero(ended):
+                if final_obs is None or has_final is None or not has_final[i]:
+                    raise RuntimeError(
+                        f"HostAdapter.step: sub-env {i} ended in SAME_STEP mode but "
+                        "info['final_obs'] does not hold its final observation")
+                obs_t[i] = np.asarray(final_obs[i], self._obs_dtype)
+        elif ended.any() and self.autoreset_mode == AutoresetMode.DISABLED:
+            reset_obs, _ = self.env.reset(options={"reset_mask": ended.copy()})
+            next_obs = obs.copy()
+            next_obs[ended] = self._cast_obs(reset_obs)[ended]
+        reward = np.asarray(reward, np.float32)
+        transition = Transition(
+            obs_tm1=self._obs,
+            a_tm1=np.asarray(env_actions).astype(self._action_dtype),
+            r_t=reward,
+            discount_t=(np.float32(self.gamma) * (1.0 - terminated)).astype(np.float32),
+            obs_t=obs_t)
+        self._returns += np.where(valid, reward, 0.0)
+        self._lengths += valid
+        finished = ended & valid
+        episodes = EpisodeStats(
+            finished=finished,
+            returns=np.where(finished, self._returns, 0.0).astype(np.float32),
+            lengths=np.where(finished, self._lengths, 0).astype(np.int32))
+        self._returns[finished] = 0.0
+        self._lengths[finished] = 0
+        self._obs = next_obs
+        return HostStep(transition, valid, next_obs.copy(), episodes, info)
+
+    def random_actions(self) -> np.ndarray:
+        """Uniformly random actions `[N, ...]` (seeded by `seed`), in the canonical dtype."""
+        return np.asarray(self.env.action_space.sample()).astype(self._action_dtype)
+
+    def close(self) -> None:
+        """Closes the vector env (and its worker processes)."""
+        self.env.close()
+
+    def __enter__(self) -> "HostAdapter":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # ---------------------------------------------------------------------------- helpers
+
+    def _cast_obs(self, obs: Any) -> np.ndarray:
+        return np.array(obs, dtype=self._obs_dtype, copy=True)
+
+    def _check_actions(self, actions: Any) -> np.ndarray:
+        """Validates `actions` against the single action space; returns the env's array."""
+        fn = "HostAdapter.step"
+        space = self.single_action_space
+        arr = np.asarray(actions)
+        want_shape = (self.num_envs,) + tuple(space.shape or ())
+        if arr.shape != want_shape:
+            raise ValueError(
+                f"{fn}: argument `actions` must have shape {want_shape} (one action per "
+                f"sub-env, N={self.num_envs}, for {space}), got {arr.shape}")
+        is_int_space = isinstance(space, _INT_ACTION_SPACES) or (
+            isinstance(space, spaces.Box) and np.dtype(space.dtype).kind in "iu")
+        if is_int_space and arr.dtype.kind not in "iu":
+            raise TypeError(
+                f"{fn}: argument `actions` must have an integer dtype for {space}, "
+                f"got {arr.dtype}")
+        if isinstance(space, spaces.Box) and not is_int_space and arr.dtype.kind != "f":
+            raise TypeError(
+                f"{fn}: argument `actions` must have a float dtype for {space}, "
+                f"got {arr.dtype}")
+        outside = self._outside(space, arr)
+        if outside.any():
+            bad = np.flatnonzero(outside)
+            raise ValueError(
+                f"{fn}: argument `actions` is outside the action space {space} for "
+                f"sub-env(s) {bad.tolist()}: {arr[bad].tolist()}")
+        return arr.astype(self.env.action_space.dtype)
+
+    def _outside(self, space: spaces.Space, arr: np.ndarray) -> np.ndarray:
+        """bool `[N]`: the action of sub-env i is not in `space`."""
+        axes = tuple(range(1, arr.ndim))
+        if isinstance(space, spaces.Discrete):
+            return (arr < space.start) | (arr >= space.start + space.n)
+        if isinstance(space, spaces.MultiDiscrete):
+            bad = (arr < space.start) | (arr >= space.start + space.nvec)
+            return bad.any(axis=axes) if axes else bad
+        if isinstance(space, spaces.MultiBinary):
+            bad = (arr != 0) & (arr != 1)
+            return bad.any(axis=axes) if axes else bad
+        if isinstance(space, spaces.Box):
+            with np.errstate(invalid="ignore"):
+                inside = (arr >= space.low) & (arr <= space.high)
+            return ~inside.all(axis=axes) if axes else ~inside
+        return np.array([not space.contains(a) for a in arr])
+
+
+def make_host_env(
+    env_id: str,
+    num_envs: int,
+    gamma: float,
+    asynchronous: bool = False,
+    autoreset_mode: AutoresetMode | str = AutoresetMode.SAME_STEP,
+    seed: int | None = None,
+    max_episode_steps: int | None = None,
+    context: str | None = "spawn",
+    **env_kwargs: Any,
+) -> HostAdapter:
+    """Builds N copies of a registered Gymnasium env and wraps them in a `HostAdapter`.
+
+    Args:
+      env_id: a registered id, e.g. "CartPole-v1" (or "module:Env-v0").
+      num_envs: N, a positive int.
+      gamma: the discount factor in [0, 1].
+      asynchronous: one worker process per sub-env (`AsyncVectorEnv`) instead of stepping
+        them in turn in this process (`SyncVectorEnv`).
+      autoreset_mode: defaults to `SAME_STEP`, where every step yields N valid
+        transitions; `NEXT_STEP` (Gymnasium's default) wastes one step per episode end
+        (marked `valid=False`); `DISABLED` makes the adapter reset finished sub-envs.
+      seed: seeds the first `reset()` (sub-env i gets `seed + i`) and `random_actions()`.
+      max_episode_steps: optional time limit (truncation) replacing the registered one.
+      context: multiprocessing start method for `asynchronous=True`. "spawn" (default) is
+        safe with JAX's threads, unlike "fork"; scripts then need the usual
+        `if __name__ == "__main__":` guard.
+      **env_kwargs: passed to `gymnasium.make`.
+
+    Returns:
+      A `HostAdapter`; call `reset()` before `step()`, and `close()` when done.
+    """
+    if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs <= 0:
+        raise ValueError(f"make_host_env: `num_envs` must be a positive int, got {num_envs!r}")
+    mode = AutoresetMode(autoreset_mode)
+    # Resolve the spec here, so that workers started with "spawn" need no registration.
+    spec = gymnasium.spec(env_id)
+    make = functools.partial(
+        gymnasium.make, spec, max_episode_steps=max_episode_steps, **env_kwargs)
+    env_fns = [make] * num_envs
+    if asynchronous:
+        vector_env = AsyncVectorEnv(env_fns, context=context, autoreset_mode=mode)
+    else:
+        vector_env = SyncVectorEnv(env_fns, autoreset_mode=mode)
+    try:
+        return HostAdapter(vector_env, gamma, seed=seed)
+    except ValueError:
+        vector_env.close()
+        raise

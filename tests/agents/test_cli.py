@@ -1,0 +1,141 @@
+"""The training front door end to end on tiny budgets: train, resume, evaluate, bad input."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from agents import cli
+from agents import run as run_lib
+from agents.checkpoint import Checkpointer
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+TINY_DQN = {"hidden_sizes": [8], "buffer_size": 256, "batch_size": 16, "learning_starts": 32}
+
+
+def _config(out, **kwargs):
+    base = dict(agent="dqn", env="CartPole-v1", total_steps=400, num_envs=4, chunk_steps=100,
+                eval_episodes=2, out=str(out), agent_config=dict(TINY_DQN))
+    return run_lib.RunConfig(**{**base, **kwargs})
+
+
+def _script(*args, timeout=300):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=ROOT,
+                          env=env, timeout=timeout)
+
+
+def _final_params(run_dir):
+    plan, state = run_lib.restore_for_evaluation(pathlib.Path(run_dir))
+    return state.agent.params
+
+
+@pytest.mark.slow
+def test_train_writes_the_run_folder_and_resume_equals_uninterrupted(tmp_path):
+    summary = run_lib.train(_config(tmp_path / "full"), progress=False)
+    run_dir = pathlib.Path(summary["run_dir"])
+    for name in ("config.json", "metrics.csv", "learning_curve.png", "evaluation.json"):
+        assert (run_dir / name).is_file(), name
+    assert Checkpointer(run_dir / "checkpoints").latest_step() == 4
+    rows = run_lib.read_metrics(run_dir / "metrics.csv")
+    assert [int(r["chunk"]) for r in rows] == [0, 1, 2, 3]
+    evaluation = json.loads((run_dir / "evaluation.json").read_text())
+    assert evaluation["env_id"] == "CartPole-v1" and evaluation["episodes"] == 2
+    assert {"mean_return", "std_return"} <= set(evaluation)
+
+    partial = run_lib.train(_config(tmp_path / "part"), progress=False, stop_after_chunks=2)
+    assert partial["interrupted"] and partial["chunks_done"] == 2
+    resumed = run_lib.train(run_lib.RunConfig(), resume_dir=tmp_path / "part", progress=False)
+    assert resumed["chunks_done"] == 4 and not resumed["interrupted"]
+    jax.tree.map(np.testing.assert_array_equal, _final_params(tmp_path / "full"),
+                 _final_params(tmp_path / "part"))
+    rows = run_lib.read_metrics(tmp_path / "part" / "metrics.csv")
+    assert [int(r["chunk"]) for r in rows] == [0, 1, 2, 3]
+
+    # scripts/evaluate.py on the finished run rewrites evaluation.json.
+    result = _script("scripts/evaluate.py", str(run_dir), "--episodes", "3")
+    assert result.returncode == 0, result.stderr
+    evaluation = json.loads((run_dir / "evaluation.json").read_text())
+    assert evaluation["episodes"] == 3 and evaluation["env_id"] == "CartPole-v1"
+
+
+@pytest.mark.slow
+def test_sweep_and_seeds_write_one_row_per_member(tmp_path):
+    config = _config(tmp_path / "sweep", seeds=2, sweep={"lr": [1e-3, 3e-4]}, total_steps=200,
+                     eval_episodes=0)
+    run_lib.train(config, progress=False)
+    rows = run_lib.read_metrics(tmp_path / "sweep" / "metrics.csv")
+    assert len(rows) == 2 * 4  # 2 chunks x 4 members
+    members = {(r["seed"], r["learning_rate"]) for r in rows}
+    assert members == {("0", "0.001"), ("1", "0.001"), ("0", "0.0003"), ("1", "0.0003")}
+
+
+@pytest.mark.slow
+def test_gym_backend_trains_a_tabular_agent(tmp_path):
+    config = run_lib.RunConfig(agent="q_learning", env="Taxi-v4", total_steps=300, num_envs=1,
+                               chunk_steps=100, eval_episodes=2, out=str(tmp_path / "taxi"))
+    summary = run_lib.train(config, progress=False)
+    assert summary["backend"] == "gym" and summary["chunks_done"] == 3
+    assert (tmp_path / "taxi" / "evaluation.json").is_file()
+    # Resuming a finished gym run is a no-op that keeps the checkpoint.
+    params = _final_params(tmp_path / "taxi")
+    assert params["table"].shape == (1, 500, 6)
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    config = _config(tmp_path / "nan", total_steps=2000, hparams={"learning_rate": 1e30},
+                     agent_config={**TINY_DQN, "optimizer": "sgd"}, eval_episodes=0)
+    with pytest.raises(run_lib.RunError, match="loss became NaN at environment step") as error:
+        run_lib.train(config, progress=False)
+    assert error.value.code == 1
+    checkpoints = Checkpointer(tmp_path / "nan" / "checkpoints")
+    last = checkpoints.latest_step()
+    if last is not None:  # every kept checkpoint holds finite parameters
+        _, state = run_lib.restore_for_evaluation(tmp_path / "nan")
+        assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(state.agent.params))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--agent", "dqm"], "unknown agent 'dqm'; valid agents:"),
+    (["--env", "CartPol-v1"], "unknown environment 'CartPol-v1'"),
+    (["--agent", "q_learning", "--env", "CartPole-v1"], "needs a Discrete observation space"),
+    (["--env", "MountainCarContinuous-v0"], "needs a Discrete action space"),
+    (["--learning-rate", "-0.1"], "`learning_rate` must be > 0"),
+    (["--batch-size", "512", "--buffer-size", "256"], "must not exceed `buffer_size`"),
+    (["--sweep", "lr=fast"], "'fast' is not a number"),
+    (["--sweep", "width=1,2"], "no numeric hyperparameter 'width'"),
+])
+def test_bad_input_is_one_line_and_exit_code_2(args, message, capsys, tmp_path):
+    code = cli.train_main([*args, "--out", str(tmp_path / "run"), "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert message in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "run" / "checkpoints").exists()  # no work was done
+
+
+def test_resume_of_a_folder_that_is_not_a_run(tmp_path, capsys):
+    assert cli.train_main(["--resume", str(tmp_path)]) == 2
+    assert "is not a run folder" in capsys.readouterr().err
+
+
+def test_unknown_agent_from_the_command_line_has_no_traceback():
+    result = _script("scripts/train.py", "--agent", "nope", timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("error: unknown agent 'nope'")
+    assert "Traceback" not in result.stderr
+
+
+def test_help_lists_agents_environments_and_hyperparameters(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.train_main(["--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for name in ("dqn", "double_dqn", "q_learning", "sarsa", "expected_sarsa",
+                 "double_q_learning", "CartPole-v1", "MountainCar-v0", "--learning-rate",
+                 "--target-period", "--alpha", "default 0.001"):
+        assert name in text, name
