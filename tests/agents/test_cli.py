@@ -137,5 +137,5 @@ def test_help_lists_agents_environments_and_hyperparameters(capsys):
     text = capsys.readouterr().out
     for name in ("dqn", "double_dqn", "q_learning", "sarsa", "expected_sarsa",
                  "double_q_learning", "CartPole-v1", "MountainCar-v0", "--learning-rate",
-                 "--target-period", "--alpha", "default 0.001"):
+                 "--target-period", "--alpha", "default 0.002"):
         assert name in text, name

@@ -12,7 +12,8 @@ from agents.host_loop import HostLoop
 from agents.jax_loop import make_jax_loop
 from tdkit.types import Transition
 
-SMALL = dict(hidden_sizes=(8,), buffer_size=64, batch_size=4, learning_starts=4)
+SMALL = dict(hidden_sizes=(8,), buffer_size=64, batch_size=4, learning_starts=4, layer_norm=False,
+             learning_rate_decay_steps=None)
 
 
 def _transitions(n=4):

@@ -1,0 +1,139 @@
+"""DQN benchmarks: time to solve CartPole-v1 with the jitted loop, and host-loop steps/s.
+
+1. Jitted loop (tdkit's JAX CartPole twin): for each seed, the wall clock of
+   `python scripts/train.py --seed S --stop-at-return 475` from the command's start (imports
+   and compilation included, with JAX's persistent compilation cache OFF, i.e. cold) to the
+   end of the chunk whose greedy evaluation on the JAX twin first reached 475; "solved" is
+   then confirmed by the 100-episode greedy evaluation on Gymnasium's own CartPole-v1 that
+   the command runs afterwards (mean return >= 475).
+2. Host loop on Gymnasium's CartPole-v1 with CleanRL's `dqn_jax.py` hyperparameters (1 env,
+   lr 2.5e-4, buffer 10k, batch 128, learning starts 10k, train every 10 steps, target every
+   500 steps, MLP 120-84, MSE): environment steps per second after the learning starts.
+
+Reference figures (2-core CPU, from the issue): CleanRL dqn_jax.py about 3.4k steps/s and
+150 s for 500k steps; PureJaxRL's DQN about 21 s (5 s compile + 15.5 s for 500k steps).
+
+    python scripts/bench_dqn.py [--seeds 5] [--device cpu|gpu] [--out runs/bench_dqn.json]
+"""
+
+import argparse
+import csv
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+CLEANRL_STEPS_PER_SECOND = 3400.0
+CLEANRL_HOST_ARGS = [
+    "--backend", "gym", "--num-envs", "1", "--learning-rate", "2.5e-4", "--buffer-size",
+    "10000", "--batch-size", "128", "--learning-starts", "10000", "--train-every", "10",
+    "--target-period", "50", "--epsilon-decay-steps", "250000", "--epsilon-end", "0.05",
+    "--hidden-sizes", "120,84", "--layer-norm", "false", "--loss", "l2",
+    "--learning-rate-decay-steps", "none", "--eval-episodes", "0",
+]
+
+
+def _run(args, env):
+    start_epoch = time.time()
+    start = time.perf_counter()
+    result = subprocess.run([sys.executable, "scripts/train.py", *args], cwd=ROOT, env=env,
+                            capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if result.returncode != 0:
+        raise RuntimeError(f"train.py {' '.join(args)} failed:\n{result.stderr[-2000:]}")
+    return start_epoch, seconds, result
+
+
+def _rows(run_dir):
+    with open(pathlib.Path(run_dir) / "metrics.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def time_to_solve(seed, env, workdir):
+    out = pathlib.Path(workdir) / f"jax-seed{seed}"
+    start_epoch, seconds, _ = _run(
+        ["--seed", str(seed), "--out", str(out), "--no-progress", "--stop-at-return", "475"],
+        env)
+    rows = _rows(out)
+    solved_rows = [r for r in rows if float(r["best_eval_return"]) >= 475.0]
+    evaluation = json.loads((out / "evaluation.json").read_text())
+    gym_mean = evaluation["members"][0]["mean_return"]
+    first = solved_rows[0] if solved_rows else None
+    return {
+        "seed": seed,
+        "steps_to_solve": int(first["step"]) if first else None,
+        "seconds_to_solve": float(first["wall_time"]) - start_epoch if first else None,
+        "command_seconds": seconds,
+        "gymnasium_mean_return_100": gym_mean,
+        "solved": bool(first) and gym_mean >= 475.0,
+        "steps_per_second": [float(r["steps_per_second"]) for r in rows[1:]],
+    }
+
+
+def host_throughput(env, workdir, total_steps):
+    out = pathlib.Path(workdir) / "host"
+    _, seconds, _ = _run(["--out", str(out), "--no-progress", "--total-steps",
+                          str(total_steps), "--chunk-steps", "5000", *CLEANRL_HOST_ARGS], env)
+    rows = _rows(out)
+    learning = [r for r in rows if int(r["step"]) > 10_000]
+    steps = sum(5000 for _ in learning)
+    busy = sum(float(r["seconds"]) for r in learning)
+    return {"total_steps": total_steps, "command_seconds": seconds,
+            "steps_per_second_while_learning": steps / busy,
+            "steps_per_second_all": total_steps / sum(float(r["seconds"]) for r in rows)}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=5, help="seeds for time to solve")
+    parser.add_argument("--host-steps", type=int, default=30_000,
+                        help="steps of the host-loop throughput run")
+    parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
+    parser.add_argument("--out", default="runs/bench_dqn.json")
+    args = parser.parse_args()
+    env = {**os.environ, "TDKIT_COMPILATION_CACHE": "off",
+           "JAX_PLATFORMS": "cuda" if args.device == "gpu" else "cpu",
+           "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    probe = subprocess.run(
+        [sys.executable, "-c", "import jax; d = jax.devices()[0]; print(d.platform, d.device_kind)"],
+        env=env, capture_output=True, text=True)
+    if probe.returncode != 0:
+        sys.exit(f"no {args.device} device available: {probe.stderr.strip().splitlines()[-1]}")
+    device = probe.stdout.strip()
+    print(f"device: {device}; load average {os.getloadavg()[0]:.2f}")
+    with tempfile.TemporaryDirectory() as workdir:
+        solves = []
+        for seed in range(args.seeds):
+            result = time_to_solve(seed, env, workdir)
+            solves.append(result)
+            print(f"jitted loop, seed {seed}: solved={result['solved']} after "
+                  f"{result['steps_to_solve']} steps, {result['seconds_to_solve']:.1f} s from "
+                  f"start (command {result['command_seconds']:.1f} s incl. 100 Gymnasium "
+                  f"episodes); Gymnasium mean return {result['gymnasium_mean_return_100']:.1f}")
+        host = host_throughput(env, workdir, args.host_steps)
+    ratio = host["steps_per_second_while_learning"] / CLEANRL_STEPS_PER_SECOND
+    print(f"host loop, Gymnasium CartPole-v1, CleanRL hyperparameters: "
+          f"{host['steps_per_second_while_learning']:,.0f} steps/s while learning "
+          f"({ratio:.2f}x CleanRL's {CLEANRL_STEPS_PER_SECOND:,.0f})")
+    solved = [s for s in solves if s["solved"]]
+    times = sorted(s["seconds_to_solve"] for s in solved)
+    summary = {
+        "device": device, "load_average": os.getloadavg()[0], "seeds": args.seeds,
+        "solved_seeds": len(solved),
+        "median_seconds_to_solve": times[len(times) // 2] if times else None,
+        "jitted": solves, "host": host, "host_vs_cleanrl": ratio,
+    }
+    print(f"solved {len(solved)}/{args.seeds} seeds; median time to solve "
+          f"{summary['median_seconds_to_solve']} s (PureJaxRL ~21 s, CleanRL ~150 s for "
+          f"their 500k steps)")
+    pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    pathlib.Path(args.out).write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
