@@ -98,9 +98,9 @@ def main():
     env = {**os.environ, "TDKIT_COMPILATION_CACHE": "off",
            "JAX_PLATFORMS": "cuda" if args.device == "gpu" else "cpu",
            "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    probe = subprocess.run(
-        [sys.executable, "-c", "import jax; d = jax.devices()[0]; print(d.platform, d.device_kind)"],
-        env=env, capture_output=True, text=True)
+    code = "import jax; d = jax.devices()[0]; print(d.platform, d.device_kind)"
+    probe = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                           text=True)
     if probe.returncode != 0:
         sys.exit(f"no {args.device} device available: {probe.stderr.strip().splitlines()[-1]}")
     device = probe.stdout.strip()
