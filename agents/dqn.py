@@ -174,15 +174,17 @@ def dqn(num_actions: int, config: DQNConfig = DQNConfig(), name: str = "dqn") ->
         k_params, k_state = jax.random.split(key)
         example_obs = jnp.asarray(example_obs, jnp.float32)
         params = value_fn.init(k_params, example_obs)
-        opt_state = make_optimizer(hp["learning_rate"]).init(params)
+        # Copies: no leaf may share a buffer with another (donation in the host loop).
+        opt_state = jax.tree.map(jnp.copy, make_optimizer(hp["learning_rate"]).init(params))
         example = Transition(
             obs_tm1=example_obs, a_tm1=jnp.zeros((), jnp.int32), r_t=jnp.zeros(()),
             discount_t=jnp.zeros(()), obs_t=example_obs)
         batch_example = jax.tree.map(lambda x: jnp.stack([x] * num_envs), example)
         return AgentState(
-            params=params, target_params=params, opt_state=opt_state,
+            params=params, target_params=jax.tree.map(jnp.copy, params), opt_state=opt_state,
             replay=buffer.init(example), step=jnp.zeros((), jnp.int32), key=k_state,
-            hparams=hp, extra={"nstep": accumulator.init(batch_example),
+            hparams=hp, extra={"nstep": accumulator.init(batch_example) if config.n_step > 1
+                               else (),
                                "updates": jnp.zeros((), jnp.int32)})
 
     def epsilon(state):
@@ -248,10 +250,14 @@ def dqn(num_actions: int, config: DQNConfig = DQNConfig(), name: str = "dqn") ->
     def update(state, transition, last):
         num_envs = transition.r_t.shape[0]
         chex.assert_shape(last, (num_envs,))
-        window, nstep_transition, valid = accumulator.push(
-            state.extra["nstep"], transition, last)
-        replay_state = buffer.add(
-            state.replay, nstep_transition, jnp.broadcast_to(valid, (num_envs,)))
+        if config.n_step == 1:  # One-step transitions go straight into the replay.
+            window = state.extra["nstep"]
+            replay_state = buffer.add(state.replay, transition)
+        else:
+            window, nstep_transition, valid = accumulator.push(
+                state.extra["nstep"], transition, last)
+            replay_state = buffer.add(
+                state.replay, nstep_transition, jnp.broadcast_to(valid, (num_envs,)))
         step = state.step + num_envs
         key, k_learn = jax.random.split(state.key)
         state = state._replace(replay=replay_state, step=step, key=key,

@@ -83,9 +83,9 @@ class HostLoop:
         returns, lengths, losses = [], [], []
         for _ in range(num_iterations):
             step = self.adapter.step(np.asarray(actions))
-            transition = jax.tree.map(jnp.asarray, step.transition)
-            last = jnp.asarray(step.episodes.finished)
-            state, actions, metrics = self._step(state, transition, last, step.next_obs)
+            # NumPy arrays go straight into the jitted step (no per-field device transfer).
+            state, actions, metrics = self._step(
+                state, step.transition, step.episodes.finished, step.next_obs)
             losses.append((metrics["loss"], metrics["learned"]))
             finished = step.episodes.finished
             if finished.any():

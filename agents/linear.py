@@ -8,7 +8,7 @@ value of the visited state-action half way to the target).
 
 With N parallel environments each environment has its own eligibility trace `z [F, A]`
 and the N updates `(alpha / n) delta_i z_i` of one step are summed into the shared weights
-(N = 1 reproduces the book's pseudocode, Figure 12.10 / Section 10.1):
+(N = 1 is the book's boxed algorithm of Section 12.7, and of Section 10.1 for lambda = 0):
 
     z_i <- trace(z_i, x(S, A))               replacing: z = 1 on the active tiles of (S, A);
                                              accumulating: z += x(S, A)
@@ -170,12 +170,13 @@ def sarsa_lambda_agent(observation_space: gymnasium.Space, num_actions: int,
         obs_tm1 = jnp.asarray(transition.obs_tm1, jnp.float32)
         obs_t = jnp.asarray(transition.obs_t, jnp.float32)
         a_tm1 = jnp.asarray(transition.a_tm1, jnp.int32)
-        q_tm1 = q_rows(state.params, obs_tm1)
+        w = state.params["w"]
+        idx_tm1 = jax.vmap(tile_coder.indices)(obs_tm1)  # [N, n], also used by the update
+        q_tm1 = jnp.sum(w[idx_tm1], axis=1)  # == q_fn.apply(params, obs_tm1), [N, A]
         q_t = q_rows(state.params, obs_t)
         a_t = sample(k_next, q_t, hp["epsilon"])
         delta = jax.vmap(tdkit.sarsa)(q_tm1, a_tm1, transition.r_t, transition.discount_t,
                                       q_t, a_t)  # [N]
-        w = state.params["w"]
         extra = {"next_action": a_t, "has_next": jnp.logical_not(last)}
         if use_trace:
             x_tm1 = jax.vmap(tile_coder)(obs_tm1)  # [N, F]
@@ -188,10 +189,9 @@ def sarsa_lambda_agent(observation_space: gymnasium.Space, num_actions: int,
                      * jnp.logical_not(last).astype(jnp.float32))
             extra["trace"] = decay[:, None, None] * z
         else:
-            idx = jax.vmap(tile_coder.indices)(obs_tm1)  # [N, n]
-            rows = jnp.broadcast_to(a_tm1[:, None], idx.shape)
-            contrib = jnp.broadcast_to((step_size * delta)[:, None], idx.shape)
-            w = w.at[idx, rows].add(contrib)
+            rows = jnp.broadcast_to(a_tm1[:, None], idx_tm1.shape)
+            contrib = jnp.broadcast_to((step_size * delta)[:, None], idx_tm1.shape)
+            w = w.at[idx_tm1, rows].add(contrib)
         num_envs = transition.r_t.shape[0]
         params = {"w": w}
         state = state._replace(params=params, target_params=params, key=key,
