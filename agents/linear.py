@@ -149,7 +149,9 @@ def sarsa_lambda_agent(observation_space: gymnasium.Space, num_actions: int,
                  "has_next": jnp.zeros((num_envs,), jnp.bool_)}
         if use_trace:
             extra["trace"] = jnp.zeros((num_envs, num_features, num_actions), jnp.float32)
-        return AgentState(params=params, target_params=params, opt_state=(), replay=(),
+        # A copy, not the same buffers: the loops donate the state to the jitted update.
+        return AgentState(params=params, target_params=jax.tree.map(jnp.copy, params),
+                          opt_state=(), replay=(),
                           step=jnp.zeros((), jnp.int32), key=k_state, hparams=hp, extra=extra)
 
     def sample(key, q, epsilon):

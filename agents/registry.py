@@ -8,6 +8,7 @@ import gymnasium
 import numpy as np
 
 from agents import dqn as dqn_lib
+from agents import linear as linear_lib
 from agents import tabular as tabular_lib
 from agents.base import Agent
 
@@ -73,6 +74,15 @@ def _check_tabular(agent: str):
     return check
 
 
+def _check_linear(observation_space, action_space):
+    _require_discrete_actions("sarsa_lambda", action_space)
+    linear_lib.observation_bounds(observation_space)
+
+
+def _build_linear(observation_space, action_space, config):
+    return linear_lib.sarsa_lambda_agent(observation_space, int(action_space.n), config)
+
+
 def _build_dqn(double: bool):
     def build(observation_space, action_space, config):
         del observation_space
@@ -109,6 +119,15 @@ def _specs() -> dict[str, AgentSpec]:
             build=_build_tabular(rule), check=_check_tabular(rule),
             validate=tabular_lib.validate, default_env="Taxi-v4",
             run_defaults={"total_steps": 200_000, "num_envs": 1, "chunk_steps": 20_000})
+    specs["sarsa_lambda"] = AgentSpec(
+        name="sarsa_lambda",
+        description="linear semi-gradient Sarsa(lambda) with tile coding (replacing or "
+        "accumulating traces)",
+        config_cls=linear_lib.LinearConfig, config_overrides={},
+        default_hparams=linear_lib.DEFAULT_HPARAMS, hparam_help=linear_lib.HPARAM_HELP,
+        build=_build_linear, check=_check_linear, validate=linear_lib.validate,
+        default_env="MountainCar-v0",
+        run_defaults={"total_steps": 200_000, "num_envs": 1, "chunk_steps": 20_000})
     return specs
 
 

@@ -191,6 +191,16 @@ class Plan:
         except ValueError as error:
             raise RunError(str(error)) from None
         self.num_members = len(self.settings) * config.seeds
+        self.sharding = None
+        if config.devices is not None:
+            if self.backend != "jax":
+                raise RunError("--devices needs the JAX backend (a tdkit JAX environment)")
+            from tdkit import parallel
+
+            try:
+                self.sharding = parallel.member_sharding(config.devices, self.num_members)
+            except ValueError as error:
+                raise RunError(f"--devices: {error}") from None
         self.iterations_per_chunk = max(1, config.chunk_steps // config.num_envs)
         steps_per_chunk = self.iterations_per_chunk * config.num_envs
         self.num_chunks = max(1, math.ceil(config.total_steps / steps_per_chunk))
@@ -408,15 +418,13 @@ def _train_jax(plan: Plan, run_dir: pathlib.Path, resuming: bool, progress: bool
     members = plan.members()
     hparams = plan.member_hparams()
     init = jax.jit(jax.vmap(loop.init))
-    sharding = None
-    if config.devices is not None:
-        from tdkit import parallel
-
-        sharding = parallel.member_sharding(config.devices, plan.num_members)
+    sharding = plan.sharding
     run_chunk = jax.jit(jax.vmap(lambda s: loop.run(s, plan.iterations_per_chunk)))
     state = init(plan.member_keys(), hparams)
     if sharding is not None:
-        state = jax.device_put(state, sharding)
+        from tdkit import parallel
+
+        state = parallel.shard_leading(state, sharding)
     checkpoints = Checkpointer(run_dir / "checkpoints")
     done_chunks = 0
     if resuming:
@@ -425,7 +433,7 @@ def _train_jax(plan: Plan, run_dir: pathlib.Path, resuming: bool, progress: bool
             raise RunError(f"'{run_dir}' has no checkpoint to resume from")
         state = checkpoints.restore(state)
         if sharding is not None:
-            state = jax.device_put(state, sharding)
+            state = parallel.shard_leading(state, sharding)
         done_chunks = latest
     writer = MetricsWriter(run_dir / "metrics.csv", metric_columns(plan), done_chunks)
     interrupted = solved = False

@@ -89,8 +89,9 @@ def tabular_agent(rule: str, num_states: int, num_actions: int,
         opt_state = optax.sgd(1.0).init(params)
         extra = {"next_action": jnp.zeros((num_envs,), jnp.int32),
                  "has_next": jnp.zeros((num_envs,), jnp.bool_)}
-        return AgentState(params=params, target_params=jax.tree.map(jnp.copy, params), opt_state=opt_state, replay=(),
-                          step=jnp.zeros((), jnp.int32), key=k_state, hparams=hp, extra=extra)
+        return AgentState(params=params, target_params=jax.tree.map(jnp.copy, params),
+                          opt_state=opt_state, replay=(), step=jnp.zeros((), jnp.int32),
+                          key=k_state, hparams=hp, extra=extra)
 
     def behaviour_q(state, obs):
         q = q_rows(state.params, jnp.asarray(obs, jnp.int32))

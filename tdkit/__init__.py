@@ -6,7 +6,8 @@ multi-step errors and returns for one trajectory (`td_lambda`, `retrace`, `lambd
 Submodules: `values` (value functions), `features` (tile coding, Fourier, ...), `grads`
 (per-example gradients), `autodiff` (Hessians, HVPs, Jacobians, custom gradients),
 `replay`, `nstep`, `policies`, and the classic TD family: `traces` (TD(lambda), true online),
-`gradient_td` (GTD2, TDC, TDRC), `emphatic`, `lstd`, `dp` (expected updates, VE, PBE).
+`gradient_td` (GTD2, TDC, TDRC), `emphatic`, `lstd`, `dp` (expected updates, VE, PBE), and
+`parallel` (device meshes, sharded per-example gradients, `jax.distributed` launch).
 """
 
 from tdkit import (
@@ -18,6 +19,7 @@ from tdkit import (
     grads,
     lstd,
     nstep,
+    parallel,
     policies,
     replay,
     traces,
@@ -65,6 +67,7 @@ __all__ = [
     "grads",
     "lstd",
     "nstep",
+    "parallel",
     "policies",
     "replay",
     "td_loss",
