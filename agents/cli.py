@@ -130,6 +130,9 @@ def build_train_parser(agent: str) -> argparse.ArgumentParser:
     parser.add_argument("--no-select-best", action="store_true",
                         help="evaluate the final parameters instead of the best greedy "
                         "evaluation on the JAX twin during training")
+    parser.add_argument("--select-episodes", type=int, default=d.select_episodes,
+                        help="greedy episodes on the JAX twin after every chunk, to keep the "
+                        f"best parameters (default {d.select_episodes})")
     parser.add_argument("--stop-at-return", type=float, default=None, metavar="R",
                         help="stop once every member's greedy evaluation on the JAX twin "
                         "reached R (e.g. 475 for CartPole-v1); then evaluate on Gymnasium")
@@ -182,6 +185,7 @@ def config_from_args(args: argparse.Namespace) -> run_lib.RunConfig:
         chunk_steps=args.chunk_steps or overrides.get("chunk_steps",
                                                       COMMON_DEFAULTS.chunk_steps),
         eval_episodes=args.eval_episodes, select_best=not args.no_select_best,
+        select_episodes=args.select_episodes,
         stop_at_return=args.stop_at_return, checkpoint_seconds=args.checkpoint_seconds,
         out=args.out, agent_config=agent_config, hparams=hparams,
         sweep=parse_sweep(args.sweep), devices=args.devices)

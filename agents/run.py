@@ -58,6 +58,7 @@ class RunConfig:
     chunk_steps: int = 5_000
     eval_episodes: int = 100
     select_best: bool = True
+    select_episodes: int = 64
     stop_at_return: float | None = None
     checkpoint_seconds: float = 30.0
     out: str | None = None
@@ -160,6 +161,8 @@ class Plan:
             raise RunError("--total-steps, --num-envs and --chunk-steps must be > 0")
         if config.eval_episodes < 0:
             raise RunError(f"--eval-episodes must be >= 0, got {config.eval_episodes}")
+        if config.select_best and config.select_episodes < 1:
+            raise RunError(f"--select-episodes must be >= 1, got {config.select_episodes}")
         self.config = config
         try:
             self.spec = registry.get(config.agent)
@@ -191,6 +194,7 @@ class Plan:
         except ValueError as error:
             raise RunError(str(error)) from None
         self.num_members = len(self.settings) * config.seeds
+        self.select_episodes = config.select_episodes if config.select_best else 0
         self.sharding = None
         if config.devices is not None:
             if self.backend != "jax":
@@ -414,7 +418,7 @@ def _train_jax(plan: Plan, run_dir: pathlib.Path, resuming: bool, progress: bool
     config = plan.config
     env, env_params = envs.make(config.env)
     loop = make_jax_loop(plan.agent, env, env_params, config.num_envs,
-                         eval_episodes=32 if config.select_best else 0)
+                         eval_episodes=plan.select_episodes)
     members = plan.members()
     hparams = plan.member_hparams()
     init = jax.jit(jax.vmap(loop.init))
@@ -583,7 +587,7 @@ def restore_for_evaluation(run_dir: pathlib.Path):
 
         env, env_params = envs.make(config.env)
         loop = make_jax_loop(plan.agent, env, env_params, config.num_envs,
-                             eval_episodes=32 if config.select_best else 0)
+                             eval_episodes=plan.select_episodes)
         template = jax.eval_shape(jax.vmap(loop.init), plan.member_keys(),
                                   plan.member_hparams())
     else:

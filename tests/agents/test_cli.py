@@ -139,3 +139,14 @@ def test_help_lists_agents_environments_and_hyperparameters(capsys):
                  "double_q_learning", "CartPole-v1", "MountainCar-v0", "--learning-rate",
                  "--target-period", "--alpha", "default 0.002"):
         assert name in text, name
+
+
+@pytest.mark.slow
+def test_default_main_job_solves_cartpole(tmp_path):
+    """`python scripts/train.py` with its defaults: greedy mean return >= 475 over 100 episodes
+    of Gymnasium's own CartPole-v1 (seed 0)."""
+    args = cli.build_train_parser("dqn").parse_args(["--out", str(tmp_path / "main")])
+    summary = run_lib.train(cli.config_from_args(args), progress=False)
+    evaluation = summary["evaluation"]
+    assert evaluation["env_id"] == "CartPole-v1" and evaluation["episodes"] == 100
+    assert evaluation["members"][0]["mean_return"] >= 475.0, evaluation
