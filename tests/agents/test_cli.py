@@ -150,3 +150,17 @@ def test_default_main_job_solves_cartpole(tmp_path):
     evaluation = summary["evaluation"]
     assert evaluation["env_id"] == "CartPole-v1" and evaluation["episodes"] == 100
     assert evaluation["members"][0]["mean_return"] >= 475.0, evaluation
+
+
+@pytest.mark.slow
+def test_sweep_members_match_the_same_configurations_run_one_by_one(tmp_path):
+    common = dict(total_steps=200, chunk_steps=100, eval_episodes=0, select_best=False)
+    run_lib.train(_config(tmp_path / "sweep", sweep={"lr": [1e-3, 3e-4]}, **common),
+                  progress=False)
+    _, swept = run_lib.restore_for_evaluation(tmp_path / "sweep")
+    for member, lr in enumerate([1e-3, 3e-4]):
+        out = tmp_path / f"single-{member}"
+        run_lib.train(_config(out, hparams={"learning_rate": lr}, **common), progress=False)
+        _, single = run_lib.restore_for_evaluation(out)
+        jax.tree.map(lambda a, b, m=member: np.testing.assert_allclose(
+            a[m], b[0], rtol=1e-4, atol=1e-5), swept.agent.params, single.agent.params)
