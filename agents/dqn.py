@@ -195,8 +195,7 @@ def dqn(num_actions: int, config: DQNConfig = DQNConfig(), name: str = "dqn") ->
     def act(key, state, obs, evaluation=False):
         q = q_values(state.params, jnp.asarray(obs, jnp.float32))
         eps = jnp.zeros((), jnp.float32) if evaluation else epsilon(state)
-        keys = jax.random.split(key, q.shape[0])
-        return jax.vmap(policies.epsilon_greedy, in_axes=(0, 0, None))(keys, q, eps)
+        return policies.batched_epsilon_greedy(key, q, eps)
 
     def gradient_step(carry, key):
         params, target_params, opt_state, replay_state, updates, hp = carry

@@ -101,8 +101,7 @@ def tabular_agent(rule: str, num_states: int, num_actions: int,
 
     def sample(key, q, evaluation=False):
         eps = jnp.float32(0.0 if evaluation else config.epsilon)
-        keys = jax.random.split(key, q.shape[0])
-        return jax.vmap(policies.epsilon_greedy, in_axes=(0, 0, None))(keys, q, eps)
+        return policies.batched_epsilon_greedy(key, q, eps)
 
     def act(key, state, obs, evaluation=False):
         fresh = sample(key, behaviour_q(state, obs), evaluation)

@@ -28,12 +28,21 @@ def greedy(key: chex.PRNGKey, q: Array) -> Array:
       int32 action, shape `[]`.
     """
     _checks.assert_inputs("greedy", q=(q, 1, float))
-    is_max = _is_max(q)
-    return jax.random.choice(key, q.shape[0], p=is_max / is_max.sum()).astype(jnp.int32)
+    noise = jax.random.uniform(key, q.shape)
+    return _argmax_among_max(q, noise)
+
+
+def _argmax_among_max(q: Array, noise: Array) -> Array:
+    """The maximal action with the largest `noise` (uniform noise: a uniformly random one)."""
+    return jnp.argmax(jnp.where(_is_max(q), noise, -1.0)).astype(jnp.int32)
 
 
 def epsilon_greedy(key: chex.PRNGKey, q: Array, epsilon: chex.Numeric) -> Array:
     """With probability `epsilon` a uniformly random action, else a greedy one (random ties).
+
+    One uniform draw of `A + 1` numbers: the first decides whether to explore, the others pick
+    the random action (their argmax) or break ties among the maximal actions, so
+    `P(a) = epsilon / A + (1 - epsilon) [a is maximal] / #maximal` (`epsilon_greedy_probs`).
 
     Args:
       key: PRNG key.
@@ -44,8 +53,32 @@ def epsilon_greedy(key: chex.PRNGKey, q: Array, epsilon: chex.Numeric) -> Array:
       int32 action, shape `[]`.
     """
     _checks.assert_inputs("epsilon_greedy", q=(q, 1, float), epsilon=(epsilon, 0, float))
-    return jax.random.choice(
-        key, q.shape[0], p=epsilon_greedy_probs(q, epsilon)).astype(jnp.int32)
+    return _epsilon_greedy(jax.random.uniform(key, (q.shape[0] + 1,)), q, epsilon)
+
+
+def batched_epsilon_greedy(key: chex.PRNGKey, q: Array, epsilon: chex.Numeric) -> Array:
+    """`epsilon_greedy` for a batch of observations with ONE random draw (cheaper than
+    splitting the key per observation).
+
+    Args:
+      key: PRNG key.
+      q: action values, shape `[N, A]`.
+      epsilon: exploration rate in [0, 1], scalar (shared by the batch).
+
+    Returns:
+      int32 actions, shape `[N]`.
+    """
+    _checks.assert_inputs(
+        "batched_epsilon_greedy", q=(q, 2, float), epsilon=(epsilon, 0, float))
+    u = jax.random.uniform(key, (q.shape[0], q.shape[1] + 1))
+    return jax.vmap(_epsilon_greedy, in_axes=(0, 0, None))(u, q, epsilon)
+
+
+def _epsilon_greedy(u: Array, q: Array, epsilon: chex.Numeric) -> Array:
+    """Epsilon-greedy from uniform numbers `u [A + 1]`."""
+    noise = u[1:]
+    return jnp.where(u[0] < epsilon, jnp.argmax(noise).astype(jnp.int32),
+                     _argmax_among_max(q, noise))
 
 
 def epsilon_greedy_probs(q: Array, epsilon: chex.Numeric) -> Array:

@@ -90,21 +90,3 @@ def test_termination_and_truncation_by_hand():
 def test_rejects_bad_n():
     with pytest.raises(ValueError, match="`n` must be a Python int >= 1"):
         nstep_accumulator(0)
-
-
-def test_policies():
-    from tdkit import policies
-
-    q = jnp.array([1.0, 3.0, 3.0, 0.0])
-    np.testing.assert_allclose(policies.epsilon_greedy_probs(q, 0.2), [0.05, 0.45, 0.45, 0.05])
-    keys = jax.random.split(jax.random.key(0), 4000)
-    acts = np.asarray(jax.vmap(policies.greedy, in_axes=(0, None))(keys, q))
-    assert set(np.unique(acts)) == {1, 2}  # ties broken at random, never a non-maximal action
-    assert 0.45 < np.mean(acts == 1) < 0.55
-    acts = np.asarray(jax.vmap(policies.epsilon_greedy, in_axes=(0, None, None))(
-        keys, q, jnp.float32(0.2)))
-    freq = np.bincount(acts, minlength=4) / len(acts)
-    np.testing.assert_allclose(freq, [0.05, 0.45, 0.45, 0.05], atol=0.03)
-    sched = policies.linear_schedule(1.0, 0.1, 100)
-    np.testing.assert_allclose([sched(0), sched(50), sched(100), sched(1000)],
-                               [1.0, 0.55, 0.1, 0.1], rtol=1e-6)
