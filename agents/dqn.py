@@ -231,20 +231,28 @@ def dqn(num_actions: int, config: DQNConfig = DQNConfig(), name: str = "dqn") ->
             target_params = optax.incremental_update(params, target_params, hp["tau"])
         return (params, target_params, opt_state, replay_state, updates, hp), loss
 
-    def learn(state, key):
-        carry = (state.params, state.target_params, state.opt_state, state.replay,
-                 state.extra["updates"], state.hparams)
+    def learn(learner, replay_state, hparams, key):
+        """`gradient_steps` steps. Only what learning changes goes through `lax.cond` (the
+        replay storage is an operand only: passing it through would copy it every step)."""
+        params, target_params, opt_state, priorities, updates = learner
+        if config.prioritized:
+            replay_state = replay_state._replace(**priorities)
+        carry = (params, target_params, opt_state, replay_state, updates, hparams)
         keys = jax.random.split(key, config.gradient_steps)
         (params, target_params, opt_state, replay_state, updates, _), loss = jax.lax.scan(
             gradient_step, carry, keys)
-        state = state._replace(
-            params=params, target_params=target_params, opt_state=opt_state,
-            replay=replay_state, extra={**state.extra, "updates": updates})
-        return state, loss.mean(), jnp.ones((), jnp.bool_)
+        learner = (params, target_params, opt_state, _priorities(replay_state), updates)
+        return learner, loss.mean(), jnp.ones((), jnp.bool_)
 
-    def skip(state, key):
-        del key
-        return state, jnp.zeros((), jnp.float32), jnp.zeros((), jnp.bool_)
+    def skip(learner, replay_state, hparams, key):
+        del replay_state, hparams, key
+        return learner, jnp.zeros((), jnp.float32), jnp.zeros((), jnp.bool_)
+
+    def _priorities(replay_state):
+        if not config.prioritized:
+            return {}
+        return {name: getattr(replay_state, name)
+                for name in ("priorities", "max_priority", "sum_tree", "min_tree")}
 
     def update(state, transition, last):
         num_envs = transition.r_t.shape[0]
@@ -264,7 +272,16 @@ def dqn(num_actions: int, config: DQNConfig = DQNConfig(), name: str = "dqn") ->
         iteration = step // num_envs
         should_learn = (replay_state.size >= config.learning_starts) & (
             iteration % config.train_every == 0)
-        state, loss, learned = jax.lax.cond(should_learn, learn, skip, state, k_learn)
+        learner = (state.params, state.target_params, state.opt_state,
+                   _priorities(replay_state), state.extra["updates"])
+        learner, loss, learned = jax.lax.cond(
+            should_learn, learn, skip, learner, replay_state, state.hparams, k_learn)
+        params, target_params, opt_state, priorities, updates = learner
+        if config.prioritized:
+            replay_state = replay_state._replace(**priorities)
+        state = state._replace(
+            params=params, target_params=target_params, opt_state=opt_state,
+            replay=replay_state, extra={**state.extra, "updates": updates})
         return state, {"loss": loss, "learned": learned, "epsilon": epsilon(state)}
 
     return Agent(init=init, act=act, update=update, name=name,
