@@ -285,4 +285,5 @@ def dqn(num_actions: int, config: DQNConfig = DQNConfig(), name: str = "dqn") ->
         return state, {"loss": loss, "learned": learned, "epsilon": epsilon(state)}
 
     return Agent(init=init, act=act, update=update, name=name,
-                 default_hparams=dict(DEFAULT_HPARAMS))
+                 default_hparams=dict(DEFAULT_HPARAMS),
+                 act_fields=("params", "step", "hparams"))

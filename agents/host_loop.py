@@ -10,6 +10,15 @@ one device dispatch per environment step and no recompilation (the transition sh
 change: the adapter runs in SAME_STEP autoreset mode, every transition is valid, and
 `obs_t` is the true final observation at episode ends). Losses stay on the device until the
 end of a chunk.
+
+With `update_every=K > 1` the transitions of K steps are kept on the host and the K updates
+run in one jitted `lax.scan`; between them `act` sees the state as of the last update (its
+key folded with the step index), given only the fields in `agent.act_fields` (by default
+all but the replay and optimizer states).
+That is exact for agents whose acting parameters change only every K steps (DQN with
+`train_every=K`: the learning step is the last of each block) up to an exploration schedule
+that lags by at most K - 1 steps; it is wrong for Sarsa-style agents whose `act` needs the
+action chosen by the previous `update`, which keep `update_every=1`.
 """
 
 import pathlib
@@ -47,14 +56,28 @@ class HostLoop:
       adapter: a `HostAdapter` in SAME_STEP (or DISABLED) autoreset mode.
     """
 
-    def __init__(self, agent: Agent, adapter: Any):
+    def __init__(self, agent: Agent, adapter: Any, update_every: int = 1):
         from gymnasium.vector import AutoresetMode
 
         if adapter.autoreset_mode == AutoresetMode.NEXT_STEP:
             raise ValueError("HostLoop needs an adapter in SAME_STEP or DISABLED autoreset mode")
+        if isinstance(update_every, bool) or not isinstance(update_every, int) or (
+                update_every < 1):
+            raise ValueError(f"HostLoop: `update_every` must be an int >= 1, got {update_every!r}")
         self.agent = agent
         self.adapter = adapter
         self.num_envs = adapter.num_envs
+        self.update_every = update_every
+
+        def act_only(state, obs, index):
+            return agent.act(jax.random.fold_in(state.key, index), state, obs)
+
+        def update_many(state, transitions, lasts):
+            return jax.lax.scan(lambda s, x: agent.update(s, *x), state, (transitions, lasts))
+
+        self._act = jax.jit(act_only)
+        self._update_many = jax.jit(update_many, donate_argnums=0)
+        self._update_one = jax.jit(agent.update, donate_argnums=0)
 
         def first_act(state, obs):
             key, k_act = jax.random.split(state.key)
@@ -79,6 +102,8 @@ class HostLoop:
         Returns:
           `(state, obs, ChunkStats)`; `obs` is the observation to continue from.
         """
+        if self.update_every > 1:
+            return self._run_blocks(state, obs, num_iterations, should_stop)
         state, actions = self._first_act(state, obs)
         returns, lengths, losses = [], [], []
         for _ in range(num_iterations):
@@ -98,6 +123,47 @@ class HostLoop:
         learned = np.array([float(loss) for loss, ok in losses if ok])
         return state, obs, ChunkStats(returns, lengths, learned, len(losses) * self.num_envs)
 
+    def _run_blocks(self, state, obs, num_iterations, should_stop):
+        """`update_every = K > 1`: one `act` dispatch per step, one update dispatch per K."""
+        returns, lengths, losses = [], [], []
+        pending, pending_last = [], []
+        steps = 0
+
+        fields = self.agent.act_fields or tuple(
+            f for f in AgentState._fields if f not in ("replay", "opt_state"))
+
+        def light(state):  # what act reads (and its key); fewer arrays, cheaper dispatch
+            return state._replace(**{f: () for f in AgentState._fields
+                                     if f not in fields and f != "key"})
+
+        acting = light(state)
+        for _ in range(num_iterations):
+            actions = np.asarray(self._act(acting, obs, np.int32(len(pending))))
+            step = self.adapter.step(actions, check=False)  # the agent's actions are valid
+            pending.append(step.transition)
+            pending_last.append(step.episodes.finished)
+            steps += 1
+            finished = step.episodes.finished
+            if finished.any():
+                returns.extend(step.episodes.returns[finished].tolist())
+                lengths.extend(step.episodes.lengths[finished].tolist())
+            obs = step.next_obs
+            if len(pending) == self.update_every:
+                batch = jax.tree.map(lambda *xs: np.stack(xs), *pending)
+                state, metrics = self._update_many(state, batch, np.stack(pending_last))
+                losses.append((metrics["loss"], metrics["learned"]))
+                pending, pending_last = [], []
+                acting = light(state)
+            if should_stop():
+                break
+        for transition, last in zip(pending, pending_last, strict=True):
+            state, metrics = self._update_one(state, transition, last)
+            losses.append((metrics["loss"][None], metrics["learned"][None]))
+        losses = jax.device_get(losses)
+        learned = np.array([float(loss) for block, oks in losses
+                            for loss, ok in zip(block, oks, strict=True) if ok])
+        return state, obs, ChunkStats(returns, lengths, learned, steps * self.num_envs)
+
 
 def train_host(plan, run_dir: pathlib.Path, resuming: bool, progress: bool,
                stop_after_chunks: int | None) -> dict:
@@ -111,7 +177,7 @@ def train_host(plan, run_dir: pathlib.Path, resuming: bool, progress: bool,
     hparams = {**plan.spec.default_hparams, **plan.settings[0]}
     adapter = make_host_env(config.env, num_envs=config.num_envs,
                             gamma=float(hparams["gamma"]), seed=config.seed)
-    loop = HostLoop(plan.agent, adapter)
+    loop = HostLoop(plan.agent, adapter, plan.spec.host_update_every(plan.agent_config))
     obs = adapter.reset(seed=config.seed)
     state = loop.init(jax.random.key(config.seed), obs[0], hparams)
     checkpoints = Checkpointer(run_dir / "checkpoints")

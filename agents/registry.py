@@ -30,6 +30,8 @@ class AgentSpec(NamedTuple):
         (before any compilation).
       default_env: the environment `scripts/train.py --agent NAME` uses without `--env`.
       run_defaults: this agent's defaults for the run (total_steps, num_envs, chunk_steps).
+      host_update_every: `host_update_every(config) -> K`, how many steps the host loop may
+        batch into one update dispatch (1 for agents whose `act` needs every update).
     """
 
     name: str
@@ -43,6 +45,7 @@ class AgentSpec(NamedTuple):
     validate: Callable[[Any, Mapping[str, Any]], None]
     default_env: str
     run_defaults: Mapping[str, int]
+    host_update_every: Callable[[Any], int] = lambda config: 1
 
 
 def _require_discrete_actions(agent: str, action_space: gymnasium.Space) -> None:
@@ -109,7 +112,8 @@ def _specs() -> dict[str, AgentSpec]:
             default_hparams=dqn_lib.DEFAULT_HPARAMS, hparam_help=dqn_lib.HPARAM_HELP,
             build=_build_dqn(double), check=_check_dqn(name), validate=dqn_lib.validate,
             default_env="CartPole-v1",
-            run_defaults={"total_steps": 160_000, "num_envs": 16, "chunk_steps": 10_000})
+            run_defaults={"total_steps": 160_000, "num_envs": 16, "chunk_steps": 10_000},
+            host_update_every=lambda config: config.train_every)
     for rule in tabular_lib.RULES:
         specs[rule] = AgentSpec(
             name=rule,

@@ -161,12 +161,15 @@ class HostAdapter:
         self._lengths[:] = 0
         return self._obs.copy()
 
-    def step(self, actions: Any) -> HostStep:
+    def step(self, actions: Any, check: bool = True) -> HostStep:
         """Steps every sub-env once.
 
         Args:
           actions: `[N, ...]` array (numpy or JAX) in the single action space: integers for
             `Discrete` / `MultiDiscrete` / `MultiBinary`, floats for a float `Box`.
+          check: validate `actions` (shape, dtype, range). A training loop whose agent
+            produces actions of the right form by construction may pass False to save the
+            checks on every step; the env then receives `actions` as they are.
 
         Returns:
           `HostStep(transition [N], valid [N], next_obs [N, O...], episodes, info)`.
@@ -178,7 +181,8 @@ class HostAdapter:
         """
         if self._obs is None:
             raise RuntimeError("HostAdapter.step: call reset() before step()")
-        env_actions = self._check_actions(actions)
+        env_actions = (self._check_actions(actions) if check
+                       else np.asarray(actions).astype(self.env.action_space.dtype))
         obs, reward, terminated, truncated, info = self.env.step(env_actions)
         obs = self._cast_obs(obs)
         terminated = np.asarray(terminated, bool)

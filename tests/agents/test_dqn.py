@@ -156,3 +156,27 @@ def test_host_loop_compiles_once():
     assert loop._step._cache_size() == 1
     assert stats.losses.size > 0 and np.isfinite(stats.losses).all()
     chex.assert_tree_all_finite(state.params)
+
+
+def test_host_loop_blocks_of_updates():
+    """update_every=K: every transition is still added (one update per step, K per dispatch),
+    each jitted piece compiles once, and a leftover shorter than K is flushed."""
+    from envs.host import make_host_env
+
+    adapter = make_host_env("CartPole-v1", num_envs=2, gamma=0.99, seed=0)
+    agent = dqn(2, DQNConfig(**{**SMALL, "learning_starts": 8, "train_every": 5}))
+    loop = HostLoop(agent, adapter, update_every=5)
+    obs = adapter.reset(seed=0)
+    state = loop.init(jax.random.key(0), obs[0])
+    state, obs, stats = loop.run(state, obs, 23)
+    state, obs, stats = loop.run(state, obs, 23)
+    adapter.close()
+    added = 2 * 23 * 2  # two runs of 23 steps of 2 envs, every one into the 64-slot replay
+    assert int(state.step) == added
+    assert int(state.replay.size) == 64 and int(state.replay.position) == added % 64
+    assert stats.steps == 23 * 2 and stats.losses.size > 0
+    assert np.isfinite(stats.losses).all()
+    assert loop._act._cache_size() == 1
+    assert loop._update_many._cache_size() == 1 and loop._update_one._cache_size() == 1
+    with pytest.raises(ValueError, match="`update_every` must be an int >= 1"):
+        HostLoop(agent, adapter, update_every=0)
