@@ -301,6 +301,9 @@ def test_bad_actions_raise_clear_errors():
         adapter.step(np.int64(0))
     step = adapter.step(jnp.array([1, 0], jnp.int32))  # JAX int32 actions are fine
     np.testing.assert_array_equal(step.transition.a_tm1, [1, 0])
+    # check=False (a loop whose agent makes valid actions) skips validation, same result.
+    step = adapter.step(np.array([0, 1], np.int32), check=False)
+    np.testing.assert_array_equal(step.transition.a_tm1, [0, 1])
 
 
 def test_box_actions_are_checked_for_dtype_and_bounds():
