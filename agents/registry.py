@@ -112,7 +112,7 @@ def _specs() -> dict[str, AgentSpec]:
             default_hparams=dqn_lib.DEFAULT_HPARAMS, hparam_help=dqn_lib.HPARAM_HELP,
             build=_build_dqn(double), check=_check_dqn(name), validate=dqn_lib.validate,
             default_env="CartPole-v1",
-            run_defaults={"total_steps": 160_000, "num_envs": 16, "chunk_steps": 10_000},
+            run_defaults={"total_steps": 240_000, "num_envs": 16, "chunk_steps": 10_000},
             host_update_every=lambda config: config.train_every)
     for rule in tabular_lib.RULES:
         specs[rule] = AgentSpec(
