@@ -103,21 +103,10 @@ def make_value_fn(name: str):
 
 
 def make_batch(key, batch_size: int):
-    import jax
-    import jax.numpy as jnp
+    from tdkit.types import random_transitions
 
-    from tdkit import Transition
-
-    k1, k2, k3, k4 = jax.random.split(key, 4)
-    high = jnp.asarray(CARTPOLE_HIGH, jnp.float32)
-    obs = lambda k: jax.random.uniform(k, (batch_size, 4), jnp.float32, -high, high)
-    terminated = jax.random.bernoulli(k4, 0.05, (batch_size,))
-    return Transition(
-        obs_tm1=obs(k1),
-        a_tm1=jax.random.randint(k2, (batch_size,), 0, NUM_ACTIONS, jnp.int32),
-        r_t=jnp.ones((batch_size,), jnp.float32),
-        discount_t=GAMMA * (1.0 - terminated.astype(jnp.float32)),
-        obs_t=obs(k3))
+    return random_transitions(key, batch_size, [-h for h in CARTPOLE_HIGH], CARTPOLE_HIGH,
+                              NUM_ACTIONS, GAMMA)
 
 
 def jax_calls(name: str, batch_size: int, args: argparse.Namespace) -> dict[str, Callable]:

@@ -68,3 +68,42 @@ class SarsaTransition(NamedTuple):
     discount_t: chex.Array
     obs_t: chex.ArrayTree
     a_t: chex.Array
+
+
+def random_transitions(key, batch_size: int, obs_low, obs_high, num_actions: int,
+                       gamma: float = 0.99, terminal_prob: float = 0.05) -> Transition:
+    """A batch of synthetic transitions, for benchmarks and tests of TD losses and gradients.
+
+    Observations are uniform in the box `[obs_low, obs_high]`, actions uniform in
+    `[0, num_actions)`, rewards 1, and each transition terminates (discount 0) with
+    probability `terminal_prob`, else keeps `gamma`.
+
+    Args:
+      key: PRNG key.
+      batch_size: `B`.
+      obs_low, obs_high: bounds of one observation, shape `[O]`.
+      num_actions: `A`.
+      gamma: discount of non-terminal transitions.
+      terminal_prob: probability of termination.
+
+    Returns:
+      A `Transition` with leaves `[B, O]` (observations), `[B]` int32 (actions) and `[B]`
+      float32 (rewards, discounts).
+    """
+    import jax
+
+    low = jnp.asarray(obs_low, jnp.float32)
+    high = jnp.asarray(obs_high, jnp.float32)
+    if low.ndim != 1 or low.shape != high.shape:
+        raise ValueError(
+            f"random_transitions: `obs_low` and `obs_high` must be [O] of equal shape, got "
+            f"{low.shape} and {high.shape}")
+    k1, k2, k3, k4 = jax.random.split(key, 4)
+    obs = lambda k: jax.random.uniform(k, (batch_size,) + low.shape, jnp.float32, low, high)
+    terminated = jax.random.bernoulli(k4, terminal_prob, (batch_size,))
+    return Transition(
+        obs_tm1=obs(k1),
+        a_tm1=jax.random.randint(k2, (batch_size,), 0, num_actions, jnp.int32),
+        r_t=jnp.ones((batch_size,), jnp.float32),
+        discount_t=discount_from_terminated(terminated, gamma),
+        obs_t=obs(k3))
