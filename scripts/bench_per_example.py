@@ -25,10 +25,15 @@ outputs; the JSON also holds the minimum):
 Ratios printed at the end are measured in the same run (the machine may be shared).
 
 Memory note: `per_example`, `vmap_grad` and `torch_func` return B x |params| floats (45 MB
-for the MLP at B = 1024). glibc serves blocks above 32 MB with a fresh `mmap`, so on hosts
-where first-touch page faults are slow (some VMs) writing that output can cost more than
-computing it. `GLIBC_TUNABLES=glibc.malloc.mmap_threshold=1000000000` lets malloc reuse
-freed memory; it is recorded in the JSON (`info.glibc_tunables`) when set.
+for the MLP at B = 1024). glibc serves blocks above 32 MB with a fresh `mmap`, and on the CPU
+every call then pays a page fault per 4 KiB page it writes: on a 2-core VM that costs more
+than computing the gradients (a jitted fill of 45 MB takes as long as `per_example`). With
+`--malloc hugepages` (the default on Linux with glibc >= 2.35) the script re-runs itself with
+`GLIBC_TUNABLES=glibc.malloc.hugetlb=1`, so glibc asks for transparent huge pages on those
+blocks (2 MiB pages, 512 times fewer faults). The setting applies to every column alike (JAX,
+the loop and torch share the process); `--malloc default` measures without it. The setting
+used is recorded in the JSON (`info.glibc_tunables`). Users get the same speed-up by
+exporting the variable before starting Python (see docs/scaling.md).
 """
 
 import argparse
@@ -36,6 +41,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -63,8 +69,34 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--loop-max-batch", type=int, default=4096,
                    help="skip the Python loop above this batch size")
     p.add_argument("--no-torch", action="store_true", help="skip torch.func even if installed")
+    p.add_argument("--malloc", choices=("hugepages", "default"), default="hugepages",
+                   help="hugepages: re-run with GLIBC_TUNABLES=glibc.malloc.hugetlb=1 on Linux "
+                        "(see the memory note); default: leave the allocator alone")
     p.add_argument("--out", default="runs/bench_per_example.json", help="JSON output path")
     return p.parse_args()
+
+
+HUGETLB = "glibc.malloc.hugetlb=1"
+
+
+def maybe_reexec_with_hugepages(args: argparse.Namespace) -> None:
+    """With `--malloc hugepages`, re-runs this script with glibc's THP tunable set.
+
+    glibc reads GLIBC_TUNABLES once, at process start, so the variable must be in the
+    environment before Python starts. Does nothing off Linux/glibc, on glibc older than 2.35
+    (no such tunable), or when the tunable is already set.
+    """
+    if args.malloc != "hugepages" or HUGETLB in os.environ.get("GLIBC_TUNABLES", ""):
+        return
+    libc, version = platform.libc_ver()
+    if platform.system() != "Linux" or libc != "glibc":
+        return
+    if tuple(int(v) for v in version.split(".")[:2]) < (2, 35):
+        return
+    tunables = ":".join(filter(None, [os.environ.get("GLIBC_TUNABLES"), HUGETLB]))
+    env = {**os.environ, "GLIBC_TUNABLES": tunables}
+    sys.stdout.flush()
+    os.execve(sys.executable, [sys.executable, *sys.argv], env)
 
 
 def time_round_robin(fns: dict[str, Callable[[], Any]], repeats: dict[str, int],
@@ -233,6 +265,7 @@ def torch_call(name: str, batch_size: int, args: argparse.Namespace) -> Callable
 
 def main() -> None:
     args = parse_args()
+    maybe_reexec_with_hugepages(args)
     os.environ["JAX_PLATFORMS"] = "cpu" if args.device == "cpu" else "cuda"
     import jax
 
@@ -262,7 +295,8 @@ def main() -> None:
     print(f"JAX {jax.__version__} on {device.platform} ({device.device_kind}); "
           f"torch {torch_version or ('skipped' if args.no_torch else 'not installed')}; "
           f"{os.cpu_count()} CPUs; "
-          f"loss {args.loss}; times in ms (median of {args.repeats})")
+          f"loss {args.loss}; GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES') or '(unset)'}; "
+          f"times in ms (median of {args.repeats})")
 
     rows = []
     header = f"{'value_fn':<12}{'B':>6}" + "".join(f"{c:>14}" for c in COLUMNS)

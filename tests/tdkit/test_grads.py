@@ -395,6 +395,7 @@ class BadArgumentsTest(chex.TestCase):
 @pytest.mark.slow
 def test_benchmark_script_runs(tmp_path):
     import json
+    import platform
     import subprocess
     import sys
     from pathlib import Path
@@ -407,6 +408,11 @@ def test_benchmark_script_runs(tmp_path):
         check=True, capture_output=True, timeout=600)
     result = json.loads(out.read_text())
     assert result["info"]["jax_platform"] == "cpu"
+    libc, version = platform.libc_ver()
+    if (platform.system() == "Linux" and libc == "glibc"
+            and tuple(int(v) for v in version.split(".")[:2]) >= (2, 35)):
+        # The default `--malloc hugepages` re-ran the script with glibc's THP tunable.
+        assert "glibc.malloc.hugetlb=1" in result["info"]["glibc_tunables"]
     assert [(r["value_fn"], r["batch_size"]) for r in result["rows"]] == [
         ("mlp", 4), ("tile_linear", 4)]
     for row in result["rows"]:

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The GPU checks of issues 3, 5 and 7, as one script for a lent GPU machine.
+#
+#   bash scripts/gpu_checks.sh [OUT_DIR]
+#
+# Expects python3 with jax[cuda], chex, optax, tqdm, orbax-checkpoint and matplotlib, and
+# gymnasium importable (on a machine without a registry, install its wheel first). Writes
+# the benchmark JSON files and logs into OUT_DIR (default runs/gpu).
+set -uo pipefail
+out=${1:-runs/gpu}
+mkdir -p "$out"
+export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+export XLA_PYTHON_CLIENT_PREALLOCATE=false
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+python3 -c "import jax, gymnasium; print('jax', jax.__version__, jax.devices(), 'gymnasium', gymnasium.__version__)"
+nproc; uptime
+
+echo "== per-example gradients (issue 3, 7)"
+timeout 150 python3 scripts/bench_per_example.py --device gpu --repeats 20 --loop-repeats 1 \
+    --out "$out/bench_per_example_gpu.json" 2>&1 | tee "$out/bench_per_example.log"
+echo "== DQN time to solve and host loop (issue 5, 7)"
+timeout 170 python3 scripts/bench_dqn.py --device gpu --seeds 3 --host-steps 20000 \
+    --out "$out/bench_dqn_gpu.json" 2>&1 | tee "$out/bench_dqn.log"
+echo "== one device: gradients up to B = 65536 and many seeds (issue 7)"
+timeout 90 python3 scripts/bench_parallel.py --device gpu --devices 1 --seeds 1 16 64 \
+    --dqn-steps 20000 --out "$out/bench_parallel_gpu.json" 2>&1 | tee "$out/bench_parallel.log"
+echo "== tdkit unit tests on the GPU"
+JAX_PLATFORMS=cuda timeout 100 python3 -m pytest -q -x -p no:cacheprovider -n 4 tests/tdkit \
+    2>&1 | tail -25 | tee "$out/pytest_gpu.log"
