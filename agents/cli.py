@@ -244,7 +244,9 @@ def train_main(argv: Sequence[str] | None = None) -> int:
 def print_summary(summary: dict) -> None:
     print(f"run folder: {summary['run_dir']}")
     print(f"trained {summary['steps']:,} steps x {summary['members']} member(s) in "
-          f"{summary['train_seconds']:.1f} s ({summary['backend']} backend)")
+          f"{summary['train_seconds']:.1f} s ({summary['backend']} backend"
+          + (f", {summary['cpu_dispatch']} CPU dispatch" if "cpu_dispatch" in summary else "")
+          + ")")
     evaluation = summary.get("evaluation")
     if evaluation:
         print(f"greedy evaluation on {evaluation['env_id']} ({evaluation['episodes']} episodes"

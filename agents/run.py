@@ -375,6 +375,10 @@ def train(config: RunConfig, resume_dir: str | pathlib.Path | None = None,
     if resume_dir is not None:
         run_dir = pathlib.Path(resume_dir)
         config = load_config(run_dir)
+    if resolve_backend(config.env, config.backend) == "gym":
+        from agents import host_loop
+
+        host_loop.inline_cpu_dispatch()  # must come before Plan, which starts JAX
     plan = Plan(config)
     if resume_dir is None:
         run_dir = pathlib.Path(config.out) if config.out else default_out(config)

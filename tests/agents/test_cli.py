@@ -87,6 +87,27 @@ def test_gym_backend_trains_a_tabular_agent(tmp_path):
     assert params["table"].shape == (1, 500, 6)
 
 
+@pytest.mark.slow
+def test_gym_backend_runs_cpu_computations_inline(tmp_path):
+    # A fresh process: the gym backend switches JAX's CPU dispatch to inline before JAX starts.
+    result = _script("scripts/train.py", "--agent", "q_learning", "--env", "Taxi-v4",
+                     "--total-steps", "200", "--chunk-steps", "100", "--eval-episodes", "1",
+                     "--no-progress", "--out", str(tmp_path / "taxi"))
+    assert result.returncode == 0, result.stderr
+    assert "(gym backend, inline CPU dispatch)" in result.stdout
+
+
+def test_inline_cpu_dispatch_is_a_no_op_once_jax_has_started():
+    import jax
+
+    from agents import host_loop
+
+    jax.numpy.zeros(1).block_until_ready()  # JAX's backends are up in this process
+    before = jax.config.values["jax_cpu_enable_async_dispatch"]
+    assert host_loop.inline_cpu_dispatch() is (not before)
+    assert jax.config.values["jax_cpu_enable_async_dispatch"] == before
+
+
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     config = _config(tmp_path / "nan", total_steps=2000, hparams={"learning_rate": 1e30},
                      agent_config={**TINY_DQN, "optimizer": "sgd"}, eval_episodes=0)
