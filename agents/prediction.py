@@ -213,26 +213,14 @@ def _forward_run(step: Callable, inputs: tuple, state: PredictionState, stream: 
     return state._replace(w=w), rec.buffer
 
 
-def _reward_to_go(r: Array, d: Array) -> Array:
-    """`U[i] = r_i + d_i U[i + 1]`, `U[L] = 0`: the return to the end of each episode, `[L + 1]`."""
-
-    def backward(u_next, inputs):
-        r_i, d_i = inputs
-        u = r_i + d_i * u_next
-        return u, u
-
-    _, u = jax.lax.scan(backward, jnp.zeros((), r.dtype), (r, d), reverse=True)
-    return jnp.concatenate([u, jnp.zeros((1,), r.dtype)])
-
-
 def _run_n_step(state, stream, observe, num_records):
     """n-step TD over a stream: `traces.run_episode_n_step_td` for episodes back to back.
 
-    The update of `S_tau` uses the weights after the updates of `0 .. tau - 1` (the book's
-    online order) and the target `G_{tau:tau+n}`, cut at the episode's terminal transition
-    (whose zero discount makes the window product zero and restarts the reward-to-go).
-    Windows that run past the end of the stream bootstrap from `xs[L]`. The prefix sums do
-    not depend on `n` or `alpha`; each step reads its window from them (so under `vmap`
+    The same tdkit pieces (`n_step_prefix`, `n_step_window`, `n_step_td_step`): the update
+    of `S_tau` uses the weights after the updates of `0 .. tau - 1` (the book's online order)
+    and the target `G_{tau:tau+n}`, cut at the episode's terminal transition. Windows that
+    run past the end of the stream bootstrap from `xs[L]`. The prefix sums do not depend on
+    `n` or `alpha`; each step reads its window from them inside the scan (so under `vmap`
     over `n` and `alpha` nothing `[L]`-long is stored per setting).
     """
     _check_stream("n_step_td.run", state.w, stream)
@@ -240,18 +228,11 @@ def _run_n_step(state, stream, observe, num_records):
     alpha = state.hparams["alpha"]
     n = jnp.maximum(jnp.round(state.hparams["n"]), 1.0).astype(jnp.int32)
     num_steps = r.shape[0]
-    u = _reward_to_go(r, d)
-    is_zero = d == 0
-    logs = jnp.log(jnp.where(is_zero, 1.0, d))
-    pad0 = lambda a: jnp.concatenate([jnp.zeros((1,), a.dtype), jnp.cumsum(a)])
-    log_prefix, zero_prefix = pad0(logs), pad0(is_zero.astype(jnp.int32))
+    prefix = traces.n_step_prefix(r, d)
 
     def step(w, t, x):
-        end = jnp.minimum(t + n, num_steps)
-        prod = jnp.where(zero_prefix[end] - zero_prefix[t] > 0, 0.0,
-                         jnp.exp(log_prefix[end] - log_prefix[t])).astype(r.dtype)
-        target = u[t] - prod * u[end] + prod * jnp.dot(w, xs[end])
-        return w + alpha * (target - jnp.dot(w, x)) * x
+        reward_sum, window_prod, end = traces.n_step_window(prefix, t, n, num_steps)
+        return traces.n_step_td_step(w, x, xs[end], reward_sum, window_prod, alpha)
 
     return _forward_run(step, (jnp.arange(num_steps), xs[:-1]), state, stream, observe,
                         num_records)
@@ -261,28 +242,19 @@ def _run_offline_lambda_return(state, stream, observe, num_records):
     """Off-line lambda-return over a stream: `traces.run_episode_offline_lambda_return`
     for episodes back to back (each episode's pass uses the weights current in that pass).
 
-    `G_t = c_t + g_t . w` from one backward scan; the forward pass applies the updates in
-    time order. The returns stop at terminal transitions, so the pass over episode k starts
-    from the weights after episode k - 1, exactly as per-episode passes.
+    `G_t = c_t + g_t . w` from `traces.lambda_return_coefficients`; the forward pass applies
+    `traces.offline_lambda_return_step` in time order. The returns stop at terminal
+    transitions, so the pass over episode k starts from the weights after episode k - 1,
+    exactly as per-episode passes.
     """
     _check_stream("offline_lambda_return.run", state.w, stream)
-    xs, r, d = stream.xs, stream.r_t, stream.discount_t
-    alpha, lam = state.hparams["alpha"], state.hparams["lambda_"]
-
-    def backward(carry, inputs):
-        c_next, g_next = carry
-        x_next, r_t, d_t = inputs
-        c = r_t + d_t * lam * c_next
-        g = d_t * ((1.0 - lam) * x_next + lam * g_next)
-        return (c, g), (c, g)
-
-    init = (jnp.zeros((), r.dtype), xs[-1])
-    _, (cs, gs) = jax.lax.scan(backward, init, (xs[1:], r, d), reverse=True)
+    cs, gs = traces.lambda_return_coefficients(stream.xs, stream.r_t, stream.discount_t,
+                                               state.hparams["lambda_"])
 
     def step(w, x, c, g):
-        return w + alpha * (c + jnp.dot(g - x, w)) * x
+        return traces.offline_lambda_return_step(w, x, c, g, state.hparams["alpha"])
 
-    return _forward_run(step, (xs[:-1], cs, gs), state, stream, observe, num_records)
+    return _forward_run(step, (stream.xs[:-1], cs, gs), state, stream, observe, num_records)
 
 
 def make_predictor(method: str, trace: str = "accumulating") -> Predictor:

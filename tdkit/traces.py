@@ -19,6 +19,11 @@ Episode layout for `run_episode_*`: `xs [T + 1, F]` holds the features of `S_0 .
 and `discount_t [T]` (zero at termination). Episodes of different lengths are padded to a
 common `T` and given `length`: only steps `t < length` are used, `xs[length]` is the final
 observation, and everything after it is ignored, so a batch of episodes vmaps.
+
+The pieces of the n-step and off-line lambda-return passes are public
+(`n_step_prefix`, `n_step_window`, `n_step_td_step`; `lambda_return_coefficients`,
+`offline_lambda_return_step`), so a caller can run the same maths over a stream of episodes
+back to back with its own bookkeeping (`agents.prediction` records errors as it goes).
 """
 
 from collections.abc import Callable
@@ -433,30 +438,166 @@ def run_episode_offline_lambda_return(
     """
     fn = "run_episode_offline_lambda_return"
     length = _check_episode(fn, w, xs, r_t, discount_t, length, alpha=alpha, lambda_=lambda_)
-    steps = jnp.arange(r_t.shape[0])
+    cs, gs = lambda_return_coefficients(xs, r_t, discount_t, lambda_, length)
+
+    def forward(w, inputs):
+        t, x, c, g = inputs
+        w_new = offline_lambda_return_step(w, x, c, g, alpha)
+        return jnp.where(t < length, w_new, w), None
+
+    w, _ = jax.lax.scan(forward, w, (jnp.arange(r_t.shape[0]), xs[:-1], cs, gs))
+    return w
+
+
+def lambda_return_coefficients(
+    xs: Array,
+    r_t: Array,
+    discount_t: Array,
+    lambda_: Numeric,
+    length: Numeric | None = None,
+) -> tuple[Array, Array]:
+    """The lambda-returns of a linear `v = w.x` as linear functions of `w`.
+
+    `G_t^lambda = r_t + discount_t ((1 - lambda) w.x_{t+1} + lambda G_{t+1}^lambda)` is
+    `c_t + g_t . w` with `c_t = r_t + discount_t lambda c_{t+1}` and
+    `g_t = discount_t ((1 - lambda) x_{t+1} + lambda g_{t+1})`, from one backward scan. The
+    last step bootstraps from `xs[T]` (`G_T = w.x_T`); a zero discount ends the recursion, so
+    `xs` may hold episodes back to back. With `length`, steps `t >= length` are padding:
+    `G_t = w.x_t` there, so `G_{length - 1}` bootstraps from `xs[length]`.
+
+    Args:
+      xs: features of `S_0 .. S_T`, shape `[T + 1, F]`.
+      r_t: rewards, shape `[T]`.
+      discount_t: discounts, zero at termination, shape `[T]`.
+      lambda_: shape `[]`.
+      length: number of real steps (int, shape `[]`), or None for all `T`.
+
+    Returns:
+      `(c [T], g [T, F])`.
+    """
+    fn = "lambda_return_coefficients"
+    _checks.assert_inputs(fn, xs=(xs, 2, float), r_t=(r_t, 1, float),
+                          discount_t=(discount_t, 1, float), lambda_=(lambda_, 0, float))
+    _checks.assert_same_shape(fn, r_t=r_t, discount_t=discount_t)
+    if xs.shape[0] != r_t.shape[0] + 1:
+        raise AssertionError(f"[Chex] {fn}: argument `xs` must have T + 1 = {r_t.shape[0] + 1} "
+                             f"rows (T from `r_t`), got shape {xs.shape}")
 
     def backward(carry, inputs):
         c_next, g_next = carry  # G_{t+1} = c_next + g_next . w
         t, x, r, d, x_next = inputs
         c = r + d * lambda_ * c_next
         g = d * ((1.0 - lambda_) * x_next + lambda_ * g_next)
-        valid = t < length
-        # Past the end, G_t = w.x_t, so that G_{length} bootstraps from xs[length].
-        c = jnp.where(valid, c, jnp.zeros_like(c))
-        g = jnp.where(valid, g, x)
+        if length is not None:  # Past the end, G_t = w.x_t.
+            valid = t < length
+            c = jnp.where(valid, c, jnp.zeros_like(c))
+            g = jnp.where(valid, g, x)
         return (c, g), (c, g)
 
-    init = (jnp.zeros((), w.dtype), xs[-1])
+    init = (jnp.zeros((), r_t.dtype), xs[-1])
     _, (cs, gs) = jax.lax.scan(
-        backward, init, (steps, xs[:-1], r_t, discount_t, xs[1:]), reverse=True)
+        backward, init, (jnp.arange(r_t.shape[0]), xs[:-1], r_t, discount_t, xs[1:]),
+        reverse=True)
+    return cs, gs
 
-    def forward(w, inputs):
-        t, x, c, g = inputs
-        w_new = w + alpha * (c + jnp.dot(g - x, w)) * x
-        return jnp.where(t < length, w_new, w), None
 
-    w, _ = jax.lax.scan(forward, w, (steps, xs[:-1], cs, gs))
-    return w
+def offline_lambda_return_step(w: Array, x: Array, c: Array, g: Array, alpha: Numeric) -> Array:
+    """One update of the off-line lambda-return pass: `w + alpha (c + g.w - x.w) x`.
+
+    Args:
+      w: weights `[F]`; x: features of `S_t` `[F]`; c, g: `lambda_return_coefficients` at
+        `t` (`[]`, `[F]`); alpha: step size `[]`.
+
+    Returns:
+      The new weights `[F]`.
+    """
+    return w + alpha * (c + jnp.dot(g - x, w)) * x
+
+
+class NStepPrefix(NamedTuple):
+    """Prefix sums behind n-step returns, independent of `n` (see `n_step_prefix`).
+
+    Attributes:
+      reward_to_go: `U [T + 1]`, `U[i] = r_i + d_i U[i + 1]`, `U[T] = 0` (a zero discount
+        restarts it, so it is the discounted return to the end of step i's episode).
+      log_prefix: `[T + 1]`, the sum of `log d_j` over `j < i` (zero discounts add 0).
+      zero_prefix: int32 `[T + 1]`, the number of zero discounts among `j < i`.
+    """
+
+    reward_to_go: Array
+    log_prefix: Array
+    zero_prefix: Array
+
+
+def n_step_prefix(r_t: Array, discount_t: Array) -> NStepPrefix:
+    """Prefix sums from which `n_step_window` reads any n-step return in O(1).
+
+    Args:
+      r_t: rewards, shape `[T]` (episodes may follow each other: zero discounts end them).
+      discount_t: discounts in [0, 1], shape `[T]`.
+
+    Returns:
+      `NStepPrefix` with `[T + 1]` fields.
+    """
+    fn = "n_step_prefix"
+    _checks.assert_inputs(fn, r_t=(r_t, 1, float), discount_t=(discount_t, 1, float))
+    _checks.assert_same_shape(fn, r_t=r_t, discount_t=discount_t)
+    dtype = r_t.dtype
+
+    def backward(u_next, inputs):
+        r_i, d_i = inputs
+        u = r_i + d_i * u_next
+        return u, u
+
+    _, u = jax.lax.scan(backward, jnp.zeros((), dtype), (r_t, discount_t), reverse=True)
+    is_zero = discount_t == 0
+    logs = jnp.log(jnp.where(is_zero, 1.0, discount_t))
+    pad0 = lambda a: jnp.concatenate([jnp.zeros((1,), a.dtype), jnp.cumsum(a)])
+    return NStepPrefix(jnp.concatenate([u, jnp.zeros((1,), dtype)]), pad0(logs),
+                       pad0(is_zero.astype(jnp.int32)))
+
+
+def n_step_window(prefix: NStepPrefix, t: Array, n: Numeric,
+                  end_limit: Numeric) -> tuple[Array, Array, Array]:
+    """The pieces of the n-step return `G_{t:t+n}` for the update of `S_t`.
+
+    With `e = min(t + n, end_limit)`: `window_prod = prod_{j=t}^{e-1} d_j` (0 when a zero
+    discount lies inside the window: the return stops at the termination) and
+    `reward_sum = sum_{k < e - t} (prod_{j<k} d_{t+j}) r_{t+k} = U[t] - window_prod U[e]`,
+    so that `G_{t:t+n} = reward_sum + window_prod * v(S_e)`. Products are `exp` of summed
+    logs (exact for discounts 0 and 1).
+
+    Args:
+      prefix: `n_step_prefix(r_t, discount_t)`.
+      t: step indices, int, any shape.
+      n: int `>= 1`, shape `[]`.
+      end_limit: no window reaches past this step (the episode's length or `T`), int `[]`.
+
+    Returns:
+      `(reward_sum, window_prod, end)`, each shaped like `t`.
+    """
+    u, log_prefix, zero_prefix = prefix
+    end = jnp.minimum(t + n, end_limit)
+    window_prod = jnp.where(zero_prefix[end] - zero_prefix[t] > 0, 0.0,
+                            jnp.exp(log_prefix[end] - log_prefix[t])).astype(u.dtype)
+    return u[t] - window_prod * u[end], window_prod, end
+
+
+def n_step_td_step(w: Array, x: Array, x_boot: Array, reward_sum: Array, window_prod: Array,
+                   alpha: Numeric) -> Array:
+    """One n-step semi-gradient TD update of a linear `v = w.x`.
+
+    `w + alpha (reward_sum + window_prod w.x_boot - w.x) x`, the pieces from `n_step_window`.
+
+    Args:
+      w: weights `[F]`; x: features of `S_t` `[F]`; x_boot: features of `S_e` `[F]`;
+        reward_sum, window_prod: `[]`; alpha: step size `[]`.
+
+    Returns:
+      The new weights `[F]`.
+    """
+    target = reward_sum + window_prod * jnp.dot(w, x_boot)
+    return w + alpha * (target - jnp.dot(w, x)) * x
 
 
 def run_episode_n_step_td(
@@ -500,39 +641,16 @@ def run_episode_n_step_td(
     _checks.assert_inputs(fn, n=(n, 0, int))
     if isinstance(n, int) and n < 1:
         raise ValueError(f"{fn}: argument `n` must be >= 1, got {n}")
-    num_steps = r_t.shape[0]
-    dtype = r_t.dtype
-    steps = jnp.arange(num_steps)
+    steps = jnp.arange(r_t.shape[0])
     valid = steps < length
     r = jnp.where(valid, r_t, 0.0)
     d = jnp.where(valid, discount_t, 1.0)  # Past the end: no reward, product unchanged.
-
-    # Discounted reward-to-go within the episode, U[i] = r_i + d_i U[i+1], U[length] = 0.
-    def backward(u_next, inputs):
-        r_i, d_i = inputs
-        u = r_i + d_i * u_next
-        return u, u
-
-    _, u = jax.lax.scan(backward, jnp.zeros((), dtype), (r, d), reverse=True)
-    u = jnp.concatenate([u, jnp.zeros((1,), dtype)])  # [T + 1]
-    # Window products prod_{j=tau}^{e-1} d_j from prefix sums of logs and zero counts.
-    is_zero = d == 0
-    logs = jnp.log(jnp.where(is_zero, 1.0, d))
-    pad0 = lambda a: jnp.concatenate([jnp.zeros((1,), a.dtype), jnp.cumsum(a)])
-    log_prefix = pad0(logs)
-    zero_prefix = pad0(is_zero.astype(jnp.int32))
-    end = jnp.minimum(steps + n, length)  # window end e(tau) (exclusive), [T]
-    window_prod = jnp.where(
-        zero_prefix[end] - zero_prefix[steps] > 0, 0.0,
-        jnp.exp(log_prefix[end] - log_prefix[steps])).astype(dtype)
-    reward_sum = u[steps] - window_prod * u[end]
-    x_boot = xs[end]  # [T, F]
+    reward_sum, window_prod, end = n_step_window(n_step_prefix(r, d), steps, n, length)
 
     def forward(w, inputs):
         tau, x, rs, prod, xb = inputs
-        target = rs + prod * jnp.dot(w, xb)
-        w_new = w + alpha * (target - jnp.dot(w, x)) * x
+        w_new = n_step_td_step(w, x, xb, rs, prod, alpha)
         return jnp.where(tau < length, w_new, w), None
 
-    w, _ = jax.lax.scan(forward, w, (steps, xs[:-1], reward_sum, window_prod, x_boot))
+    w, _ = jax.lax.scan(forward, w, (steps, xs[:-1], reward_sum, window_prod, xs[end]))
     return w

@@ -383,6 +383,47 @@ def test_n_step_td_vmapped_over_episodes_n_and_alpha_compiles_once():
         sweep(w0 + 1.0, xs, r, d, lengths, ns, alphas * 0.5)  # no retrace
 
 
+def test_n_step_window_hand_values_across_an_episode_boundary():
+    # Two episodes back to back: steps 0-2 (terminal at 2), then steps 3-4.
+    r = jnp.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    d = jnp.array([0.5, 0.5, 0.0, 0.5, 0.5])
+    prefix = traces.n_step_prefix(r, d)
+    np.testing.assert_allclose(prefix.reward_to_go, [2.75, 3.5, 3.0, 6.5, 5.0, 0.0])
+    np.testing.assert_array_equal(prefix.zero_prefix, [0, 0, 0, 1, 1, 1])
+    reward_sum, prod, end = traces.n_step_window(prefix, jnp.arange(5), 2, 5)
+    # G_{0:2} = 1 + 0.5 * 2 + 0.25 v(S_2); G_{1:3} = 2 + 0.5 * 3 (the episode ends at 2);
+    # G_{2:4} = 3; G_{3:5} = 4 + 0.5 * 5 + 0.25 v(S_5); G_{4:5} = 5 + 0.5 v(S_5).
+    np.testing.assert_allclose(reward_sum, [2.0, 3.5, 3.0, 6.5, 5.0])
+    np.testing.assert_allclose(prod, [0.25, 0.0, 0.0, 0.25, 0.5])
+    np.testing.assert_array_equal(end, [2, 3, 4, 5, 5])
+    w, x, xb = jnp.array([1.0, 2.0]), jnp.array([1.0, 0.0]), jnp.array([0.0, 1.0])
+    # target 2 + 0.25 * 2 = 2.5, prediction 1: w + 0.1 * 1.5 * x.
+    np.testing.assert_allclose(traces.n_step_td_step(w, x, xb, 2.0, 0.25, 0.1), [1.15, 2.0])
+
+
+def test_lambda_return_coefficients_give_the_recursive_lambda_return():
+    rng = np.random.default_rng(3)
+    xs = jnp.asarray(rng.normal(size=(6, 3)), jnp.float32)
+    r = jnp.asarray(rng.normal(size=5), jnp.float32)
+    d = jnp.array([0.9, 0.9, 0.0, 0.9, 0.9], jnp.float32)
+    w = jnp.asarray(rng.normal(size=3), jnp.float32)
+    lam = 0.7
+    cs, gs = traces.lambda_return_coefficients(xs, r, d, lam)
+    v = np.asarray(xs @ w, np.float64)
+    g_next, expected = v[5], np.zeros(5)
+    for t in reversed(range(5)):  # G_t = r_t + d_t ((1 - lam) v_{t+1} + lam G_{t+1})
+        expected[t] = r[t] + d[t] * ((1 - lam) * v[t + 1] + lam * g_next)
+        g_next = expected[t]
+    np.testing.assert_allclose(cs + gs @ w, expected, rtol=1e-5, atol=1e-5)
+    # Padding: with length 4, G_3 bootstraps from xs[4] (G_4 = w.x_4).
+    cs4, gs4 = traces.lambda_return_coefficients(xs, r, d, lam, length=4)
+    np.testing.assert_allclose(cs4[3] + gs4[3] @ w, r[3] + d[3] * v[4], rtol=1e-5)
+    step = traces.offline_lambda_return_step(w, xs[0], cs[0], gs[0], 0.1)
+    np.testing.assert_allclose(step, w + 0.1 * (expected[0] - v[0]) * xs[0], rtol=1e-5)
+    with pytest.raises(AssertionError, match="argument `xs` must have T \\+ 1"):
+        traces.lambda_return_coefficients(xs[:-1], r, d, lam)
+
+
 def test_n_step_td_bad_n():
     w = jnp.zeros(2)
     with pytest.raises(ValueError, match="`n` must be >= 1"):
