@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from agents.base import Agent, AgentState, merge_hparams
+from agents.base import Agent, AgentState, merge_hparams, scan_updates
 from tdkit import grads as tdgrads
 from tdkit import losses, nstep, policies, replay, values
 from tdkit.types import Transition
@@ -284,6 +284,66 @@ def dqn(num_actions: int, config: DQNConfig = DQNConfig(), name: str = "dqn") ->
             replay=replay_state, extra={**state.extra, "updates": updates})
         return state, {"loss": loss, "learned": learned, "epsilon": epsilon(state)}
 
+    def update_block(state, transitions, lasts):
+        """K updates at once, equal to scanning `update` over them (`Agent.update_block`).
+
+        With one-step returns the K transitions go into the replay in segments that end at
+        the learning steps due inside the block (known in advance: they depend only on the
+        iteration count and the replay size), each segment in one write, each learning step
+        on the replay as it was at its transition. With `train_every = K` aligned blocks
+        that is one write and one learning step, instead of K scan iterations of small ops.
+        The PRNG keys are split exactly as K calls of `update` split them.
+        """
+        if config.n_step > 1:  # the n-step window is sequential: scan
+            return scan_updates(update, state, transitions, lasts)
+        num_updates, num_envs = lasts.shape
+        chex.assert_tree_shape_prefix(transitions, (num_updates, num_envs))
+        flat = jax.tree.map(lambda x: x.reshape((num_updates * num_envs,) + x.shape[2:]),
+                            transitions)
+        capacity = jax.tree.leaves(state.replay.storage)[0].shape[0]
+
+        def split(key, _):
+            key, k_learn = jax.random.split(key)
+            return key, k_learn
+
+        key, learn_keys = jax.lax.scan(split, state.key, None, length=num_updates)
+        index = jnp.arange(num_updates, dtype=jnp.int32)
+        steps = state.step + (index + 1) * num_envs  # state.step after each update
+        sizes = jnp.minimum(state.replay.size + (index + 1) * num_envs, capacity)
+        due = (sizes >= config.learning_starts) & (
+            (steps // num_envs) % config.train_every == 0)
+        item_update = jnp.repeat(index, num_envs)  # which update each flat item belongs to
+
+        def segment(carry):
+            start, replay_state, learner, losses = carry
+            # The segment ends at the next learning step (or the block's end).
+            end = jnp.min(jnp.where(due & (index >= start), index, num_updates - 1))
+            valid = (item_update >= start) & (item_update <= end)
+            replay_state = buffer.add(replay_state, flat, valid)
+            learner = (*learner[:3], _priorities(replay_state), learner[4])  # after the write
+            learner, loss, _ = jax.lax.cond(
+                due[end], learn, skip, learner, replay_state, state.hparams, learn_keys[end])
+            if config.prioritized:
+                replay_state = replay_state._replace(**learner[3])
+            losses = jnp.where(index == end, loss, losses)
+            return end + 1, replay_state, learner, losses
+
+        learner = (state.params, state.target_params, state.opt_state,
+                   _priorities(state.replay), state.extra["updates"])
+        _, replay_state, learner, losses = jax.lax.while_loop(
+            lambda carry: carry[0] < num_updates, segment,
+            (jnp.zeros((), jnp.int32), state.replay, learner,
+             jnp.zeros((num_updates,), jnp.float32)))
+        params, target_params, opt_state, _, updates = learner
+        state = state._replace(
+            params=params, target_params=target_params, opt_state=opt_state,
+            replay=replay_state, step=steps[-1], key=key,
+            extra={**state.extra, "updates": updates})
+        hp = state.hparams
+        frac = jnp.minimum(steps.astype(jnp.float32) / config.epsilon_decay_steps, 1.0)
+        eps = hp["epsilon_start"] + (hp["epsilon_end"] - hp["epsilon_start"]) * frac
+        return state, {"loss": losses, "learned": due, "epsilon": eps}
+
     return Agent(init=init, act=act, update=update, name=name,
                  default_hparams=dict(DEFAULT_HPARAMS),
-                 act_fields=("params", "step", "hparams"))
+                 act_fields=("params", "step", "hparams"), update_block=update_block)

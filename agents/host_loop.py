@@ -12,7 +12,8 @@ change: the adapter runs in SAME_STEP autoreset mode, every transition is valid,
 end of a chunk.
 
 With `update_every=K > 1` the transitions of K steps are kept on the host and the K updates
-run in one jitted `lax.scan`; between them `act` sees the state as of the last update (its
+run in one jitted call (the agent's `update_block` where it has one, else a `lax.scan` of
+`update`); between them `act` sees the state as of the last update (its
 key folded with the step index), given only the fields in `agent.act_fields` (by default
 all but the replay and optimizer states).
 That is exact for agents whose acting parameters change only every K steps (DQN with
@@ -34,7 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from agents.base import Agent, AgentState, merge_hparams
+from agents.base import Agent, AgentState, merge_hparams, scan_updates
 
 
 def inline_cpu_dispatch() -> bool:
@@ -113,7 +114,9 @@ class HostLoop:
             return agent.act(jax.random.fold_in(state.key, index), state, obs)
 
         def update_many(state, transitions, lasts):
-            return jax.lax.scan(lambda s, x: agent.update(s, *x), state, (transitions, lasts))
+            if agent.update_block is not None:
+                return agent.update_block(state, transitions, lasts)
+            return scan_updates(agent.update, state, transitions, lasts)
 
         self._act = jax.jit(act_only)
         self._update_many = jax.jit(update_many, donate_argnums=0)
