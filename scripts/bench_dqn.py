@@ -10,10 +10,18 @@
    lr 2.5e-4, buffer 10k, batch 128, learning starts 10k, train every 10 steps, target every
    500 steps, MLP 120-84, MSE): environment steps per second after the learning starts.
 
+3. Optional, `--cleanrl PATH/TO/cleanrl/dqn_jax.py`: the same number of steps of CleanRL's own
+   script and of the host loop with CleanRL's exploration schedule (epsilon decays over half
+   the steps), one after the other on this machine, each timed as a whole command (imports
+   and compilation included). CleanRL is not a dependency; run it with the Python that has
+   its requirements (`--cleanrl-python`, default this one) and a Gymnasium it supports.
+
 Reference figures (2-core CPU, from the issue): CleanRL dqn_jax.py about 3.4k steps/s and
 150 s for 500k steps; PureJaxRL's DQN about 21 s (5 s compile + 15.5 s for 500k steps).
+Machines differ several-fold, so `--cleanrl` gives the ratio that means something.
 
     python scripts/bench_dqn.py [--seeds 5] [--device cpu|gpu] [--out runs/bench_dqn.json]
+        [--cleanrl PATH/TO/dqn_jax.py [--cleanrl-python PY] [--cleanrl-steps 500000]]
 """
 
 import argparse
@@ -87,6 +95,24 @@ def host_throughput(env, workdir, total_steps):
             "steps_per_second_all": total_steps / sum(float(r["seconds"]) for r in rows)}
 
 
+def cleanrl_comparison(env, workdir, script, python, total_steps):
+    """Wall clock of `total_steps` steps of CleanRL's dqn_jax.py and of the host loop."""
+    start = time.perf_counter()
+    proc = subprocess.run([python, str(pathlib.Path(script).resolve()), "--total-timesteps",
+                           str(total_steps)], cwd=workdir, capture_output=True, text=True,
+                          env={k: v for k, v in env.items() if k != "PYTHONPATH"})
+    cleanrl_seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"CleanRL's script failed:\n{proc.stderr[-2000:]}")
+    args = list(CLEANRL_HOST_ARGS)
+    args[args.index("--epsilon-decay-steps") + 1] = str(total_steps // 2)
+    out = pathlib.Path(workdir) / "host-vs-cleanrl"
+    _, seconds, _ = _run(["--out", str(out), "--no-progress", "--total-steps", str(total_steps),
+                          "--chunk-steps", "10000", *args], env)
+    return {"total_steps": total_steps, "cleanrl_seconds": cleanrl_seconds,
+            "tdkit_seconds": seconds, "speedup": cleanrl_seconds / seconds}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5, help="seeds for time to solve")
@@ -94,6 +120,12 @@ def main():
                         help="steps of the host-loop throughput run")
     parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
     parser.add_argument("--out", default="runs/bench_dqn.json")
+    parser.add_argument("--cleanrl", default=None, metavar="PATH",
+                        help="CleanRL's dqn_jax.py, to time it against the host loop here")
+    parser.add_argument("--cleanrl-python", default=sys.executable,
+                        help="the Python that runs CleanRL's script")
+    parser.add_argument("--cleanrl-steps", type=int, default=500_000,
+                        help="steps of each command in the CleanRL comparison")
     args = parser.parse_args()
     env = {**os.environ, "TDKIT_COMPILATION_CACHE": "off",
            "JAX_PLATFORMS": "cuda" if args.device == "gpu" else "cpu",
@@ -115,6 +147,12 @@ def main():
                   f"start (command {result['command_seconds']:.1f} s incl. 100 Gymnasium "
                   f"episodes); Gymnasium mean return {result['gymnasium_mean_return_100']:.1f}")
         host = host_throughput(env, workdir, args.host_steps)
+        versus = (cleanrl_comparison(env, workdir, args.cleanrl, args.cleanrl_python,
+                                     args.cleanrl_steps) if args.cleanrl else None)
+    if versus:
+        print(f"same machine, {versus['total_steps']:,} steps each (whole commands): CleanRL "
+              f"{versus['cleanrl_seconds']:.1f} s, tdkit host loop {versus['tdkit_seconds']:.1f}"
+              f" s: {versus['speedup']:.2f}x")
     ratio = host["steps_per_second_while_learning"] / CLEANRL_STEPS_PER_SECOND
     print(f"host loop, Gymnasium CartPole-v1, CleanRL hyperparameters: "
           f"{host['steps_per_second_while_learning']:,.0f} steps/s while learning "
@@ -125,7 +163,7 @@ def main():
         "device": device, "load_average": os.getloadavg()[0], "seeds": args.seeds,
         "solved_seeds": len(solved),
         "median_seconds_to_solve": times[len(times) // 2] if times else None,
-        "jitted": solves, "host": host, "host_vs_cleanrl": ratio,
+        "jitted": solves, "host": host, "host_vs_cleanrl": ratio, "versus_cleanrl": versus,
     }
     print(f"solved {len(solved)}/{args.seeds} seeds; median time to solve "
           f"{summary['median_seconds_to_solve']} s (PureJaxRL ~21 s, CleanRL ~150 s for "
