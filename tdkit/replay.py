@@ -351,6 +351,9 @@ def prioritized_replay(
     of the B draws walks from the root to a leaf, vectorised over the batch, so `sample`,
     `add` and `update_priorities` cost O(B log C) (O(N log C) for `add`) whatever the
     capacity. A min-tree gives `min_k p_k^alpha` for the "buffer" normalisation in O(1).
+    An index repeated within one `update_priorities` call (a batch sampled with replacement)
+    must carry the same priority each time: which of several different values a scatter
+    keeps is unspecified on GPUs.
     Empty slots have probability 0, a draw never descends into a subtree of zero mass, and
     indices are clipped to the stored range, so an empty slot is never returned.
 
@@ -362,7 +365,8 @@ def prioritized_replay(
       eps: > 0, added to every priority so that no item has probability 0.
       weight_normalization: "buffer" or "batch" (see above).
       debug_checks: if True, `update_priorities` checks inside jit (with a host callback,
-        which syncs the device) that priorities are not NaN or negative and raises an
+        which syncs the device and needs JAX's CPU backend, so on a GPU keep "cpu" in
+        `JAX_PLATFORMS`) that priorities are not NaN or negative and raises an
         error naming `priorities` if they are. Off by default; outside jit (concrete
         priorities) the check always runs.
 

@@ -25,7 +25,8 @@ def _config(out, **kwargs):
 
 
 def _script(*args, timeout=300):
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=ROOT,
                           env=env, timeout=timeout)
 

@@ -402,10 +402,11 @@ def test_benchmark_script_runs(tmp_path):
 
     script = Path(__file__).resolve().parents[2] / "scripts" / "bench_per_example.py"
     out = tmp_path / "bench.json"
-    subprocess.run(
+    proc = subprocess.run(
         [sys.executable, str(script), "--batch-sizes", "4", "--repeats", "1",
          "--loop-repeats", "1", "--no-torch", "--out", str(out)],
-        check=True, capture_output=True, timeout=600)
+        capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(out.read_text())
     assert result["info"]["jax_platform"] == "cpu"
     libc, version = platform.libc_ver()
