@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import os
 import pathlib
 import subprocess
 import sys
@@ -24,7 +25,9 @@ def test_cli_writes_json_png_and_prints_the_table(tmp_path):
     out = tmp_path / "results"
     proc = subprocess.run(
         [sys.executable, str(SCRIPT), "example-6.2", "--runs", "2", "--seed", "3",
-         "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+         "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(  # works without installing too
+            filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))})
     assert proc.returncode == 0, proc.stderr
     data = json.loads((out / "example-6.2.json").read_text())
     assert data["experiment"] == "example-6.2" and data["runs"] == 2

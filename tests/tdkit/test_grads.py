@@ -395,6 +395,7 @@ class BadArgumentsTest(chex.TestCase):
 @pytest.mark.slow
 def test_benchmark_script_runs(tmp_path):
     import json
+    import os
     import platform
     import subprocess
     import sys
@@ -405,7 +406,9 @@ def test_benchmark_script_runs(tmp_path):
     proc = subprocess.run(
         [sys.executable, str(script), "--batch-sizes", "4", "--repeats", "1",
          "--loop-repeats", "1", "--no-torch", "--out", str(out)],
-        capture_output=True, text=True, timeout=600)
+        capture_output=True, text=True, timeout=600,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(  # works without installing too
+            filter(None, [str(script.parents[1]), os.environ.get("PYTHONPATH")]))})
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(out.read_text())
     assert result["info"]["jax_platform"] == "cpu"
