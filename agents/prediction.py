@@ -39,6 +39,7 @@ the first state of the next episode, whose value is multiplied by 0 and never us
 and lambda-returns stop there, so a stream is exactly the book's sequence of episodes.
 """
 
+import math
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
@@ -159,12 +160,6 @@ class _Recorder(NamedTuple):
     count: Array
 
 
-def _recorder_init(observe: Callable, w: Array, num_records: int) -> _Recorder:
-    example = jax.eval_shape(observe, w)
-    buffer = jax.tree.map(lambda s: jnp.zeros((num_records,) + s.shape, s.dtype), example)
-    return _Recorder(buffer, jnp.zeros((), jnp.int32))
-
-
 def _record(rec: _Recorder, observe: Callable, w: Array, flag: Array) -> _Recorder:
     num_records = jax.tree.leaves(rec.buffer)[0].shape[0]
     # A select against a one-hot row mask, not a dynamic update: under vmap the latter
@@ -177,23 +172,61 @@ def _record(rec: _Recorder, observe: Callable, w: Array, flag: Array) -> _Record
     return _Recorder(buffer, rec.count + flag.astype(jnp.int32))
 
 
+RECORD_EVERY_STEP_LIMIT = 1 << 20
+"""Streams whose `observe` outputs total at most this many numbers keep all of them and
+pick the flagged steps afterwards; longer ones keep a `[num_records, ...]` buffer."""
+
+
+def _scan_recording(step: Callable, carry: Any, inputs: Any, weights: Callable,
+                    record: Array, observe: Callable, num_records: int):
+    """`carry = step(carry, inputs[t])` over the stream, with `observe(weights(carry))`
+    recorded after the steps flagged in `record [L]` (the first `num_records` of them).
+
+    Two equivalent strategies. Usually every step's observation is a scan output and the
+    flagged ones are gathered afterwards: one store per step, which is what a vmapped sweep
+    can afford. When that would hold more than `RECORD_EVERY_STEP_LIMIT` numbers, a buffer of
+    `num_records` rows is updated by a select at every step instead (memory `O(num_records)`,
+    time `O(num_records)` per step).
+    """
+    example = jax.eval_shape(observe, weights(carry))
+    num_steps = record.shape[0]
+    per_step = sum(math.prod(leaf.shape) for leaf in jax.tree.leaves(example))
+    if num_steps * per_step <= RECORD_EVERY_STEP_LIMIT:
+        def body(c, x):
+            c = step(c, x)
+            return c, observe(weights(c))
+
+        carry, ys = jax.lax.scan(body, carry, inputs)
+        index = jnp.nonzero(record, size=num_records, fill_value=num_steps)[0]
+        records = jax.tree.map(
+            lambda y: jnp.take(y, index, axis=0, mode="fill", fill_value=0), ys)
+        return carry, records
+
+    def body_select(c, x):
+        c, rec = c
+        *step_inputs, flag = x
+        c = step(c, tuple(step_inputs))
+        return (c, _record(rec, observe, weights(c), flag)), None
+
+    buffer = jax.tree.map(lambda s: jnp.zeros((num_records,) + s.shape, s.dtype), example)
+    (carry, rec), _ = jax.lax.scan(
+        body_select, (carry, _Recorder(buffer, jnp.zeros((), jnp.int32))), (*inputs, record))
+    return carry, rec.buffer
+
+
 def _run_online(update: Callable) -> Callable:
     """`run` for a method with a one-transition `update`: a `lax.scan` over the stream."""
 
     def run(state, stream, observe, num_records):
         _check_stream("Predictor.run", state.w, stream)
 
-        def body(carry, inputs):
-            state, rec = carry
-            x_tm1, r, d, x, rho, flag = inputs
-            state = update(state, x_tm1, r, d, x, rho, d == 0)
-            return (state, _record(rec, observe, state.w, flag)), None
+        def step(state, inputs):
+            x_tm1, r, d, x, rho = inputs
+            return update(state, x_tm1, r, d, x, rho, d == 0)
 
-        rec = _recorder_init(observe, state.w, num_records)
-        (state, rec), _ = jax.lax.scan(
-            body, (state, rec), (stream.xs[:-1], stream.r_t, stream.discount_t, stream.xs[1:],
-                                 stream.rho_tm1, stream.record))
-        return state, rec.buffer
+        inputs = (stream.xs[:-1], stream.r_t, stream.discount_t, stream.xs[1:], stream.rho_tm1)
+        return _scan_recording(step, state, inputs, lambda s: s.w, stream.record, observe,
+                               num_records)
 
     return run
 
@@ -201,16 +234,9 @@ def _run_online(update: Callable) -> Callable:
 def _forward_run(step: Callable, inputs: tuple, state: PredictionState, stream: Stream,
                  observe: Callable, num_records: int):
     """Forward pass `w <- step(w, *inputs[t])` over the stream, recording after flagged steps."""
-
-    def body(carry, xs):
-        w, rec = carry
-        *step_inputs, flag = xs
-        w = step(w, *step_inputs)
-        return (w, _record(rec, observe, w, flag)), None
-
-    rec = _recorder_init(observe, state.w, num_records)
-    (w, rec), _ = jax.lax.scan(body, (state.w, rec), (*inputs, stream.record))
-    return state._replace(w=w), rec.buffer
+    w, records = _scan_recording(lambda w, x: step(w, *x), state.w, inputs, lambda w: w,
+                                 stream.record, observe, num_records)
+    return state._replace(w=w), records
 
 
 def _run_n_step(state, stream, observe, num_records):

@@ -210,6 +210,21 @@ def test_records_stop_at_num_records_and_pad_with_zeros(episodes):
     assert np.all(np.asarray(many[6:]) == 0) and np.all(np.asarray(many[:6]) != 0)
 
 
+@pytest.mark.parametrize("method", ["td_lambda", "n_step_td", "offline_lambda_return"])
+def test_both_recording_strategies_agree(episodes, method, monkeypatch):
+    """Gathering flagged steps from every step's observation, or a select into a buffer."""
+    stream = to_stream(episodes)
+    predictor = prediction.make_predictor(method)
+    state = predictor.init(jnp.zeros(N), {"alpha": 0.1})
+    observe = lambda w: {"w": w, "sum": jnp.sum(w) + 1.0}
+    final_gather, gathered = predictor.run(state, stream, observe, 9)
+    monkeypatch.setattr(prediction, "RECORD_EVERY_STEP_LIMIT", 0)
+    final_select, selected = predictor.run(state, stream, observe, 9)
+    chex.assert_trees_all_close(gathered, selected)
+    chex.assert_trees_all_close(final_gather.w, final_select.w)
+    assert np.all(np.asarray(selected["sum"][6:]) == 0)
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError, match="method"):
         prediction.make_predictor("q_learning")
