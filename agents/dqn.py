@@ -187,10 +187,12 @@ def dqn(num_actions: int, config: DQNConfig = DQNConfig(), name: str = "dqn") ->
                                else (),
                                "updates": jnp.zeros((), jnp.int32)})
 
-    def epsilon(state):
-        hp = state.hparams
-        frac = jnp.minimum(state.step.astype(jnp.float32) / config.epsilon_decay_steps, 1.0)
+    def epsilon_at(step, hp):  # the linear schedule at environment step(s) `step`
+        frac = jnp.minimum(step.astype(jnp.float32) / config.epsilon_decay_steps, 1.0)
         return hp["epsilon_start"] + (hp["epsilon_end"] - hp["epsilon_start"]) * frac
+
+    def epsilon(state):
+        return epsilon_at(state.step, state.hparams)
 
     def act(key, state, obs, evaluation=False):
         q = q_values(state.params, jnp.asarray(obs, jnp.float32))
@@ -339,10 +341,8 @@ def dqn(num_actions: int, config: DQNConfig = DQNConfig(), name: str = "dqn") ->
             params=params, target_params=target_params, opt_state=opt_state,
             replay=replay_state, step=steps[-1], key=key,
             extra={**state.extra, "updates": updates})
-        hp = state.hparams
-        frac = jnp.minimum(steps.astype(jnp.float32) / config.epsilon_decay_steps, 1.0)
-        eps = hp["epsilon_start"] + (hp["epsilon_end"] - hp["epsilon_start"]) * frac
-        return state, {"loss": losses, "learned": due, "epsilon": eps}
+        return state, {"loss": losses, "learned": due,
+                       "epsilon": epsilon_at(steps, state.hparams)}
 
     return Agent(init=init, act=act, update=update, name=name,
                  default_hparams=dict(DEFAULT_HPARAMS),
