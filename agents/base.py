@@ -49,6 +49,27 @@ class AgentState(NamedTuple):
     extra: Any
 
 
+class EpsilonGreedyActing(NamedTuple):
+    """An epsilon-greedy `act` split into draws made in advance and a greedy part.
+
+    A loop that acts K times between two updates can draw the exploration of all K steps in
+    one call and skip the value function on the steps where every environment explores.
+
+    Attributes:
+      draws: `draws(key, state, num_steps, num_envs) -> tdkit.policies.EpsilonGreedyDraws`
+        with a leading `[K]`: entry k is exactly what
+        `act(jax.random.fold_in(key, k), state_k, obs)` draws, where
+        `state_k = state._replace(step=state.step + k * num_envs)` (the exploration
+        schedule moves on by one step of the N environments per entry).
+      greedy: `greedy(params, obs, noise) -> actions [N]`, the greedy part of `act`
+        (`tdkit.policies.greedy_from_noise` of the action values), so that
+        `act(...) == where(explore[k], random_actions[k], greedy(state.params, obs, noise[k]))`.
+    """
+
+    draws: Callable[..., Any]
+    greedy: Callable[..., Array]
+
+
 class Agent(NamedTuple):
     """An agent as pure functions plus what the loops need to know.
 
@@ -68,6 +89,8 @@ class Agent(NamedTuple):
         for K transitions at once (leading `[K]` on `transitions`, `lasts [K, N]` and on
         every metric): the same result as `update` applied K times in order (`lax.scan`),
         computed faster where the agent can (None: the host loop scans `update`).
+      epsilon_greedy: optional `EpsilonGreedyActing` for agents whose `act` is epsilon-greedy
+        on `params` alone; the host loop then draws each block's exploration in advance.
     """
 
     init: Callable[..., AgentState]
@@ -77,6 +100,7 @@ class Agent(NamedTuple):
     default_hparams: Mapping[str, float]
     act_fields: tuple[str, ...] | None = None
     update_block: Callable[..., tuple[AgentState, dict]] | None = None
+    epsilon_greedy: EpsilonGreedyActing | None = None
 
 
 def scan_updates(update: Callable, state: AgentState, transitions: Any, lasts: Array

@@ -139,6 +139,9 @@ def build_train_parser(agent: str) -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint-seconds", type=float,
                         default=d.checkpoint_seconds, help="at most this long between "
                         "checkpoints (also saved at the end, on Ctrl-C and when stopping)")
+    parser.add_argument("--pin-cpu", action="store_true",
+                        help="gym backend: run on one CPU core (faster for small networks, "
+                        "whose computations gain nothing from XLA's worker threads; Linux)")
     parser.add_argument("--sweep", action="append", default=[], metavar="NAME=V1,V2",
                         help="train every combination of these hyperparameter values (x "
                         "seeds) in one program; repeatable")
@@ -187,6 +190,7 @@ def config_from_args(args: argparse.Namespace) -> run_lib.RunConfig:
         eval_episodes=args.eval_episodes, select_best=not args.no_select_best,
         select_episodes=args.select_episodes,
         stop_at_return=args.stop_at_return, checkpoint_seconds=args.checkpoint_seconds,
+        pin_cpu=args.pin_cpu,
         out=args.out, agent_config=agent_config, hparams=hparams,
         sweep=parse_sweep(args.sweep), devices=args.devices)
 
@@ -246,6 +250,8 @@ def print_summary(summary: dict) -> None:
     print(f"trained {summary['steps']:,} steps x {summary['members']} member(s) in "
           f"{summary['train_seconds']:.1f} s ({summary['backend']} backend"
           + (f", {summary['cpu_dispatch']} CPU dispatch" if "cpu_dispatch" in summary else "")
+          + (f", pinned to CPU {summary['pinned_cpu']}" if summary.get("pinned_cpu") is not None
+             else "")
           + ")")
     evaluation = summary.get("evaluation")
     if evaluation:

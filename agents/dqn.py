@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from agents.base import Agent, AgentState, merge_hparams, scan_updates
+from agents.base import Agent, AgentState, EpsilonGreedyActing, merge_hparams, scan_updates
 from tdkit import grads as tdgrads
 from tdkit import losses, nstep, policies, replay, values
 from tdkit.types import Transition
@@ -170,7 +170,7 @@ def dqn(num_actions: int, config: DQNConfig = DQNConfig(), name: str = "dqn") ->
 
     def init(key, example_obs, num_envs, hparams=None):
         hp = merge_hparams(DEFAULT_HPARAMS, hparams)
-        validate(config, hp)
+        validate(config, {**DEFAULT_HPARAMS, **(hparams or {})})  # as given (also under jit)
         k_params, k_state = jax.random.split(key)
         example_obs = jnp.asarray(example_obs, jnp.float32)
         params = value_fn.init(k_params, example_obs)
@@ -199,10 +199,29 @@ def dqn(num_actions: int, config: DQNConfig = DQNConfig(), name: str = "dqn") ->
         eps = jnp.zeros((), jnp.float32) if evaluation else epsilon(state)
         return policies.batched_epsilon_greedy(key, q, eps)
 
+    def draws(key, state, num_steps, num_envs):  # `EpsilonGreedyActing.draws`
+        index = jnp.arange(num_steps, dtype=jnp.int32)
+        eps = epsilon_at(state.step + index * num_envs, state.hparams)
+        keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(key, index)
+        return jax.vmap(policies.batched_epsilon_greedy_draws, in_axes=(0, None, None, 0))(
+            keys, num_envs, num_actions, eps)
+
+    def greedy(params, obs, noise):  # `EpsilonGreedyActing.greedy`
+        return policies.greedy_from_noise(
+            q_values(params, jnp.asarray(obs, jnp.float32)), noise)
+
     def gradient_step(carry, key):
         params, target_params, opt_state, replay_state, updates, hp = carry
-        batch, indices, weights = buffer.sample(
-            key, replay_state, config.batch_size, beta=hp["importance_beta"])
+        sample = buffer.sample(key, replay_state, config.batch_size, beta=hp["importance_beta"])
+        (params, target_params, opt_state, replay_state, updates), loss = step_on_sample(
+            (params, target_params, opt_state, replay_state, updates), sample, hp)
+        return (params, target_params, opt_state, replay_state, updates, hp), loss
+
+    def step_on_sample(learner, sample, hp):
+        """One gradient step on a sampled batch; the replay state is only used (and changed)
+        for its priorities."""
+        params, target_params, opt_state, replay_state, updates = learner
+        batch, indices, weights = sample
         if not config.prioritized:
             weights = jnp.ones_like(weights)
 
@@ -231,11 +250,10 @@ def dqn(num_actions: int, config: DQNConfig = DQNConfig(), name: str = "dqn") ->
                 params, target_params, updates, config.target_period)
         else:
             target_params = optax.incremental_update(params, target_params, hp["tau"])
-        return (params, target_params, opt_state, replay_state, updates, hp), loss
+        return (params, target_params, opt_state, replay_state, updates), loss
 
     def learn(learner, replay_state, hparams, key):
-        """`gradient_steps` steps. Only what learning changes goes through `lax.cond` (the
-        replay storage is an operand only: passing it through would copy it every step)."""
+        """`gradient_steps` steps (more than one: each samples after the previous one)."""
         params, target_params, opt_state, priorities, updates = learner
         if config.prioritized:
             replay_state = replay_state._replace(**priorities)
@@ -246,9 +264,36 @@ def dqn(num_actions: int, config: DQNConfig = DQNConfig(), name: str = "dqn") ->
         learner = (params, target_params, opt_state, _priorities(replay_state), updates)
         return learner, loss.mean(), jnp.ones((), jnp.bool_)
 
-    def skip(learner, replay_state, hparams, key):
-        del replay_state, hparams, key
+    def skip(learner, *unused):
+        del unused
         return learner, jnp.zeros((), jnp.float32), jnp.zeros((), jnp.bool_)
+
+    def learn_sampled(learner, replay_lite, sample, hparams):
+        """One gradient step on a batch sampled outside `lax.cond`; `replay_lite` is the
+        replay state without its storage (the priorities are all a step changes)."""
+        params, target_params, opt_state, priorities, updates = learner
+        replay_lite = replay_lite._replace(**priorities)
+        (params, target_params, opt_state, replay_lite, updates), loss = step_on_sample(
+            (params, target_params, opt_state, replay_lite, updates), sample, hparams)
+        learner = (params, target_params, opt_state, _priorities(replay_lite), updates)
+        return learner, loss, jnp.ones((), jnp.bool_)
+
+    def learn_if(should_learn, learner, replay_state, hparams, key):
+        """`learn` when `should_learn`, else `skip` (`learner` unchanged, loss 0).
+
+        The replay storage never goes through `lax.cond`: XLA would copy it (the whole
+        buffer) on every call. With one gradient step the batch is sampled before the
+        branch, from the same key `learn` would use, and only the priorities go in; with
+        several, each sample depends on the previous step's priorities, so the buffer is
+        an operand of the branch.
+        """
+        if config.gradient_steps > 1:
+            return jax.lax.cond(should_learn, learn, skip, learner, replay_state, hparams, key)
+        (k_sample,) = jax.random.split(key, 1)
+        sample = buffer.sample(k_sample, replay_state, config.batch_size,
+                               beta=hparams["importance_beta"])
+        return jax.lax.cond(should_learn, learn_sampled, skip, learner,
+                            replay_state._replace(storage=()), sample, hparams)
 
     def _priorities(replay_state):
         if not config.prioritized:
@@ -276,8 +321,8 @@ def dqn(num_actions: int, config: DQNConfig = DQNConfig(), name: str = "dqn") ->
             iteration % config.train_every == 0)
         learner = (state.params, state.target_params, state.opt_state,
                    _priorities(replay_state), state.extra["updates"])
-        learner, loss, learned = jax.lax.cond(
-            should_learn, learn, skip, learner, replay_state, state.hparams, k_learn)
+        learner, loss, learned = learn_if(
+            should_learn, learner, replay_state, state.hparams, k_learn)
         params, target_params, opt_state, priorities, updates = learner
         if config.prioritized:
             replay_state = replay_state._replace(**priorities)
@@ -323,8 +368,8 @@ def dqn(num_actions: int, config: DQNConfig = DQNConfig(), name: str = "dqn") ->
             valid = (item_update >= start) & (item_update <= end)
             replay_state = buffer.add(replay_state, flat, valid)
             learner = (*learner[:3], _priorities(replay_state), learner[4])  # after the write
-            learner, loss, _ = jax.lax.cond(
-                due[end], learn, skip, learner, replay_state, state.hparams, learn_keys[end])
+            learner, loss, _ = learn_if(
+                due[end], learner, replay_state, state.hparams, learn_keys[end])
             if config.prioritized:
                 replay_state = replay_state._replace(**learner[3])
             losses = jnp.where(index == end, loss, losses)
@@ -332,10 +377,22 @@ def dqn(num_actions: int, config: DQNConfig = DQNConfig(), name: str = "dqn") ->
 
         learner = (state.params, state.target_params, state.opt_state,
                    _priorities(state.replay), state.extra["updates"])
-        _, replay_state, learner, losses = jax.lax.while_loop(
-            lambda carry: carry[0] < num_updates, segment,
-            (jnp.zeros((), jnp.int32), state.replay, learner,
-             jnp.zeros((num_updates,), jnp.float32)))
+        if num_updates <= config.train_every:
+            # At most one learning step is due: write up to it, learn, write the rest.
+            end = jnp.where(due.any(), jnp.argmax(due), num_updates - 1)
+            replay_state = buffer.add(state.replay, flat, item_update <= end)
+            learner = (*learner[:3], _priorities(replay_state), learner[4])
+            learner, loss, _ = learn_if(
+                due[end], learner, replay_state, state.hparams, learn_keys[end])
+            if config.prioritized:
+                replay_state = replay_state._replace(**learner[3])
+            replay_state = buffer.add(replay_state, flat, item_update > end)
+            losses = jnp.where(index == end, loss, 0.0)
+        else:
+            _, replay_state, learner, losses = jax.lax.while_loop(
+                lambda carry: carry[0] < num_updates, segment,
+                (jnp.zeros((), jnp.int32), state.replay, learner,
+                 jnp.zeros((num_updates,), jnp.float32)))
         params, target_params, opt_state, _, updates = learner
         state = state._replace(
             params=params, target_params=target_params, opt_state=opt_state,
@@ -346,4 +403,5 @@ def dqn(num_actions: int, config: DQNConfig = DQNConfig(), name: str = "dqn") ->
 
     return Agent(init=init, act=act, update=update, name=name,
                  default_hparams=dict(DEFAULT_HPARAMS),
-                 act_fields=("params", "step", "hparams"), update_block=update_block)
+                 act_fields=("params", "step", "hparams"), update_block=update_block,
+                 epsilon_greedy=EpsilonGreedyActing(draws=draws, greedy=greedy))

@@ -58,16 +58,72 @@ def inline_cpu_dispatch() -> bool:
     """
     if not _async_cpu_dispatch():
         return True
-    try:
-        from jax._src import xla_bridge
-
-        started = xla_bridge.backends_are_initialized()
-    except (ImportError, AttributeError):  # private API moved: the update is harmless anyway
-        started = False
-    if started:
+    if _jax_started():
         return False
     jax.config.update("jax_cpu_enable_async_dispatch", False)
     return True
+
+
+def pin_to_one_cpu() -> int | None:
+    """Pins this process (every thread, and those it starts later) to the CPU it runs on,
+    if JAX has not started and the process may run on several.
+
+    With inline dispatch the host loop runs one computation at a time, but XLA still hands
+    parts of each (its dot and fusion kernels) to worker threads on the other cores, and for
+    a small network those hand-offs cost more than they save: DQN on Gymnasium's
+    CartPole-v1 with CleanRL's hyperparameters (MLP 120-84, batch 128) trained 500k steps in
+    27 s pinned against 33 s unpinned on a 2-core VM, with the same result. For large
+    networks, whose kernels gain from several cores, do not pin. Linux only.
+
+    Returns:
+      The CPU now used, or None if nothing was changed (JAX already started, one CPU
+      already, or no `os.sched_setaffinity`).
+    """
+    import os
+
+    if not hasattr(os, "sched_setaffinity") or _jax_started():
+        return None
+    allowed = os.sched_getaffinity(0)
+    if len(allowed) <= 1:
+        return None
+    cpu = _current_cpu()
+    cpu = cpu if cpu in allowed else min(allowed)
+    try:
+        threads = [int(t) for t in os.listdir("/proc/self/task")]
+    except OSError:
+        threads = [0]
+    for thread in threads:
+        try:
+            os.sched_setaffinity(thread, {cpu})
+        except OSError:  # a thread that ended meanwhile
+            pass
+    os.sched_setaffinity(0, {cpu})
+    return cpu
+
+
+def _current_cpu() -> int | None:
+    """The CPU this thread last ran on (field 39 of /proc/self/stat), or None."""
+    try:
+        with open("/proc/self/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[36])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _jax_started() -> bool:
+    try:
+        from jax._src import xla_bridge
+
+        return xla_bridge.backends_are_initialized()
+    except (ImportError, AttributeError):  # private API moved: assume a fresh process
+        return False
+
+
+def _pinned_cpu() -> int | None:
+    import os
+
+    allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
+    return next(iter(allowed)) if len(allowed) == 1 else None
 
 
 def _async_cpu_dispatch() -> bool:
@@ -110,33 +166,17 @@ class HostLoop:
         self.num_envs = adapter.num_envs
         self.update_every = update_every
 
-        def act_only(state, obs, index):
-            return agent.act(jax.random.fold_in(state.key, index), state, obs)
-
-        def update_many(state, transitions, lasts):
-            if agent.update_block is not None:
-                return agent.update_block(state, transitions, lasts)
-            return scan_updates(agent.update, state, transitions, lasts)
-
-        self._act = jax.jit(act_only)
-        self._update_many = jax.jit(update_many, donate_argnums=0)
-        self._update_one = jax.jit(agent.update, donate_argnums=0)
-
-        def first_act(state, obs):
-            key, k_act = jax.random.split(state.key)
-            return state._replace(key=key), agent.act(k_act, state, obs)
-
-        def update_then_act(state, transition, last, next_obs):
-            state, metrics = agent.update(state, transition, last)
-            key, k_act = jax.random.split(state.key)
-            state = state._replace(key=key)
-            return state, agent.act(k_act, state, next_obs), metrics
-
-        self._first_act = jax.jit(first_act)
-        self._step = jax.jit(update_then_act, donate_argnums=0)
+        self._jitted = None  # (state signature, _Functions): see `_functions`
+        self._init = jax.jit(
+            lambda key, obs, items: agent.init(key, obs, self.num_envs, dict(items)),
+            static_argnums=2)
 
     def init(self, key: jax.Array, example_obs: Any, hparams: dict | None = None) -> AgentState:
-        return self.agent.init(key, example_obs, self.num_envs, hparams)
+        """The agent's initial state, built by one compiled program (op by op, a network's
+        initializers would compile dozens of small programs)."""
+        # Static (hashable) hyperparameters: the agent checks them while tracing.
+        items = tuple(sorted((name, float(value)) for name, value in (hparams or {}).items()))
+        return self._init(key, np.asarray(example_obs), items)
 
     def run(self, state: AgentState, obs: np.ndarray, num_iterations: int,
             should_stop=lambda: False):
@@ -147,65 +187,207 @@ class HostLoop:
         """
         if self.update_every > 1:
             return self._run_blocks(state, obs, num_iterations, should_stop)
-        state, actions = self._first_act(state, obs)
+        jitted = self._functions(state)
+        packed, actions = jitted.first_act(state, obs)
         returns, lengths, losses = [], [], []
+        adapter = self.adapter
         for _ in range(num_iterations):
-            step = self.adapter.step(np.asarray(actions))
+            step = adapter.step(np.asarray(actions), check=False)  # valid by construction
             # NumPy arrays go straight into the jitted step (no per-field device transfer).
-            state, actions, metrics = self._step(
-                state, step.transition, step.episodes.finished, step.next_obs)
-            losses.append((metrics["loss"], metrics["learned"]))
             finished = step.episodes.finished
+            packed, actions, metrics = jitted.step(packed, step.transition, finished,
+                                                   step.next_obs)
+            losses.append(metrics)
             if finished.any():
                 returns.extend(step.episodes.returns[finished].tolist())
                 lengths.extend(step.episodes.lengths[finished].tolist())
             obs = step.next_obs
             if should_stop():
                 break
+        state = jitted.unpack(packed)
         losses = jax.device_get(losses)
         learned = np.array([float(loss) for loss, ok in losses if ok])
         return state, obs, ChunkStats(returns, lengths, learned, len(losses) * self.num_envs)
 
     def _run_blocks(self, state, obs, num_iterations, should_stop):
-        """`update_every = K > 1`: one `act` dispatch per step, one update dispatch per K."""
+        """`update_every = K > 1`: one update dispatch per K steps, at most one act dispatch
+        per step (none on steps where an epsilon-greedy agent explores in every env); the
+        adapter writes each step's transitions straight into the block's arrays."""
+        jitted = self._functions(state)
+        K = self.update_every
+        packed, draws = jitted.pack(state)
+        plan = None if draws is None else _host_plan(draws)
         returns, lengths, losses = [], [], []
-        pending, pending_last = [], []
-        steps = 0
-
-        fields = self.agent.act_fields or tuple(
-            f for f in AgentState._fields if f not in ("replay", "opt_state"))
-
-        def light(state):  # what act reads (and its key); fewer arrays, cheaper dispatch
-            return state._replace(**{f: () for f in AgentState._fields
-                                     if f not in fields and f != "key"})
-
-        acting = light(state)
+        adapter = self.adapter
+        transitions, lasts = adapter.transition_block(K)
+        k = steps = 0
         for _ in range(num_iterations):
-            actions = np.asarray(self._act(acting, obs, np.int32(len(pending))))
-            step = self.adapter.step(actions, check=False)  # the agent's actions are valid
-            pending.append(step.transition)
-            pending_last.append(step.episodes.finished)
+            if plan is not None:
+                explore_all, explore_any, random_actions, explore, noise = plan
+                if explore_all[k]:
+                    actions = random_actions[k]
+                else:
+                    actions = np.asarray(jitted.greedy(packed[0], obs, noise[k]))
+                    if explore_any[k]:
+                        actions = np.where(explore[k], random_actions[k], actions)
+            else:
+                actions = np.asarray(jitted.act(packed, obs, np.int32(k)))
+            obs, episodes = adapter.step_into(actions, transitions, lasts, k)
+            if episodes is not None:
+                returns.extend(episodes.returns[episodes.finished].tolist())
+                lengths.extend(episodes.lengths[episodes.finished].tolist())
+            k += 1
             steps += 1
-            finished = step.episodes.finished
-            if finished.any():
-                returns.extend(step.episodes.returns[finished].tolist())
-                lengths.extend(step.episodes.lengths[finished].tolist())
-            obs = step.next_obs
-            if len(pending) == self.update_every:
-                batch = jax.tree.map(lambda *xs: np.stack(xs), *pending)
-                state, metrics = self._update_many(state, batch, np.stack(pending_last))
-                losses.append((metrics["loss"], metrics["learned"]))
-                pending, pending_last = [], []
-                acting = light(state)
+            if k == K:
+                packed, metrics, draws = jitted.update(packed, transitions, lasts)
+                losses.append(metrics)
+                plan = None if draws is None else _host_plan(draws)
+                transitions, lasts = adapter.transition_block(K)  # fresh: never reused
+                k = 0
             if should_stop():
                 break
-        for transition, last in zip(pending, pending_last, strict=True):
-            state, metrics = self._update_one(state, transition, last)
+        state = jitted.unpack(packed)
+        for i in range(k):  # a block cut short: update on its steps one by one
+            transition = jax.tree.map(lambda x, i=i: x[i], transitions)
+            state, metrics = jitted.update_one(state, transition, lasts[i])
             losses.append((metrics["loss"][None], metrics["learned"][None]))
         losses = jax.device_get(losses)
         learned = np.array([float(loss) for block, oks in losses
                             for loss, ok in zip(block, oks, strict=True) if ok])
         return state, obs, ChunkStats(returns, lengths, learned, steps * self.num_envs)
+
+    def _functions(self, state):
+        """The loops' jitted functions for states shaped like `state` (built once)."""
+        signature = jax.tree.structure(state), tuple(
+            (jnp.shape(x), jnp.result_type(x)) for x in jax.tree.leaves(state))
+        if self._jitted is not None and self._jitted[0] == signature:
+            return self._jitted[1]
+        agent, K, N = self.agent, self.update_every, self.num_envs
+        packer = StatePacker(state)
+        acting = agent.epsilon_greedy
+
+        def first_act(state, obs):  # K = 1
+            key, k_act = jax.random.split(state.key)
+            return packer.pack(state._replace(key=key)), agent.act(k_act, state, obs)
+
+        def update_then_act(packed, transition, last, next_obs):  # K = 1
+            state, metrics = agent.update(packer.unpack(packed), transition, last)
+            key, k_act = jax.random.split(state.key)
+            state = state._replace(key=key)
+            return (packer.pack(state), agent.act(k_act, state, next_obs),
+                    (metrics["loss"], metrics["learned"]))
+
+        def update_many(state, transitions, lasts):
+            if agent.update_block is not None:
+                return agent.update_block(state, transitions, lasts)
+            return scan_updates(agent.update, state, transitions, lasts)
+
+        def plan(state):  # the exploration of the next K steps
+            return None if acting is None else acting.draws(state.key, state, K, N)
+
+        def pack_and_plan(state):
+            return packer.pack(state), plan(state)
+
+        def update(packed, transitions, lasts):
+            state, metrics = update_many(packer.unpack(packed), transitions, lasts)
+            return packer.pack(state), (metrics["loss"], metrics["learned"]), plan(state)
+
+        def greedy(groups, obs, noise):
+            return acting.greedy(packer.unpack((groups, None)).params, obs, noise)
+
+        def act(packed, obs, index):  # step `index` of a block, as `acting.draws` has it
+            state = packer.unpack(packed)
+            key = jax.random.fold_in(state.key, index)
+            return agent.act(key, state._replace(step=state.step + index * N), obs)
+
+        jitted = _Functions(
+            first_act=jax.jit(first_act), step=jax.jit(update_then_act, donate_argnums=0),
+            pack=jax.jit(pack_and_plan), unpack=jax.jit(packer.unpack),
+            update=jax.jit(update, donate_argnums=0), greedy=jax.jit(greedy),
+            act=jax.jit(act), update_one=jax.jit(agent.update, donate_argnums=0))
+        self._jitted = (signature, jitted)
+        return jitted
+
+
+class _Functions(NamedTuple):
+    """The host loop's jitted functions; the state crosses them packed (`StatePacker`)."""
+
+    first_act: Any  # (state, obs) -> (packed, actions)                          K = 1
+    step: Any  # (packed, transition, last, next_obs) -> (packed, actions, metrics)
+    pack: Any  # state -> (packed, draws of the next block or None)              K > 1
+    unpack: Any  # packed -> state
+    update: Any  # (packed, transitions [K], lasts [K]) -> (packed, metrics, draws)
+    greedy: Any  # (packed groups, obs, noise) -> actions (epsilon-greedy agents)
+    act: Any  # (packed, obs, index in the block) -> actions (other agents)
+    update_one: Any  # (state, transition, last) -> (state, metrics): a block's leftover
+
+
+def _host_plan(draws):
+    """A block's exploration on the host: per step, whether every / any env explores, the
+    random actions, the explore mask and the tie-breaking noise (numpy)."""
+    explore = np.asarray(draws.explore)
+    return (explore.all(axis=1).tolist(), explore.any(axis=1).tolist(),
+            np.asarray(draws.random_actions), explore, np.asarray(draws.noise))
+
+
+class StatePacker:
+    """Packs an `AgentState` into one flat array per dtype, plus its replay state as it is.
+
+    JAX's dispatch of a jitted call costs about a microsecond per array argument or result
+    on the CPU, and a DQN state has about fifty arrays, most of them small (parameters,
+    optimizer moments, counters, hyperparameters). Packed, a block update passes a handful:
+    the flat groups (float32, int32, the PRNG key's uint32 data, ...) and the replay arrays,
+    which are large, so they stay as they are and are updated in place (donated).
+
+    `pack` and `unpack` are traceable (call them inside `jax.jit`); `unpack(pack(s))`
+    equals `s` leaf for leaf, PRNG keys included.
+
+    Args:
+      example: an `AgentState` with the shapes and dtypes to pack.
+    """
+
+    def __init__(self, example: AgentState):
+        leaves, self._treedef = jax.tree.flatten(example._replace(replay=()))
+        self._layout = []  # per leaf: (group, offset, size, shape, dtype, key impl or None)
+        sizes: dict = {}
+        for leaf in leaves:
+            impl = None
+            shape, dtype = jnp.shape(leaf), jnp.result_type(leaf)
+            if jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+                impl = jax.random.key_impl(leaf)
+                data = jax.eval_shape(jax.random.key_data, leaf)
+                shape, dtype = data.shape, data.dtype
+            group = np.dtype(dtype)
+            size = int(np.prod(shape, dtype=np.int64))
+            self._layout.append((group, sizes.get(group, 0), size, shape,
+                                 jnp.result_type(leaf), impl))
+            sizes[group] = sizes.get(group, 0) + size
+        self.groups = tuple(sizes)
+        self._index = {group: i for i, group in enumerate(self.groups)}
+
+    def pack(self, state: AgentState) -> tuple:
+        """`((one 1-D array per dtype group), replay state)`."""
+        leaves = jax.tree.leaves(state._replace(replay=()))
+        if len(leaves) != len(self._layout):
+            raise ValueError(f"StatePacker.pack: the state has {len(leaves)} arrays besides "
+                             f"the replay state, the packer was built for {len(self._layout)}")
+        parts = {group: [] for group in self.groups}
+        for leaf, (group, _, _, _, dtype, impl) in zip(leaves, self._layout, strict=True):
+            if jnp.result_type(leaf) != dtype:
+                raise ValueError(f"StatePacker.pack: a state array has dtype "
+                                 f"{jnp.result_type(leaf)}, the packer expects {dtype}")
+            x = jax.random.key_data(leaf) if impl is not None else leaf
+            parts[group].append(jnp.ravel(x))
+        return tuple(jnp.concatenate(parts[group]) for group in self.groups), state.replay
+
+    def unpack(self, packed: tuple) -> AgentState:
+        """The `AgentState` of `pack`'s output."""
+        groups, replay = packed
+        leaves = []
+        for group, offset, size, shape, _, impl in self._layout:
+            x = groups[self._index[group]][offset:offset + size].reshape(shape)
+            leaves.append(x if impl is None else jax.random.wrap_key_data(x, impl=impl))
+        return jax.tree.unflatten(self._treedef, leaves)._replace(replay=replay)
 
 
 def train_host(plan, run_dir: pathlib.Path, resuming: bool, progress: bool,
@@ -237,6 +419,14 @@ def train_host(plan, run_dir: pathlib.Path, resuming: bool, progress: bool,
     bar = run_lib.progress_bar(plan, done_chunks * plan.steps_per_chunk, progress)
     interrupted = False
     chunks_this_call = 0
+    completed = saved = done_chunks  # chunks trained, and covered by the latest checkpoint
+    last_save = time.perf_counter()
+
+    def save():
+        nonlocal saved, last_save
+        checkpoints.save(completed, HostLoopState(_add_axis(state)))
+        saved, last_save = completed, time.perf_counter()
+
     with run_lib._Interrupt() as interrupt:
         for chunk in range(done_chunks, plan.num_chunks):
             t0 = time.perf_counter()
@@ -252,11 +442,17 @@ def train_host(plan, run_dir: pathlib.Path, resuming: bool, progress: bool,
                     + (f"the last good checkpoint (chunk {last}) is kept in "
                        f"{run_dir / 'checkpoints'}" if last is not None else
                        "no checkpoint was written before it"), code=1)
-            state = new_state
-            if stats.steps < plan.steps_per_chunk:  # interrupted mid-chunk: do not save
+            if stats.steps < plan.steps_per_chunk:  # interrupted mid-chunk: drop its steps
                 interrupted = True
                 break
-            checkpoints.save(chunk + 1, HostLoopState(_add_axis(state)))
+            state = new_state
+            completed = chunk + 1
+            chunks_this_call += 1
+            stop = interrupt.requested or (stop_after_chunks is not None
+                                           and chunks_this_call >= stop_after_chunks)
+            if (stop or completed == plan.num_chunks
+                    or time.perf_counter() - last_save >= config.checkpoint_seconds):
+                save()
             n = len(stats.episode_returns)
             writer.append([{
                 "chunk": chunk, "member": 0, "seed": config.seed,
@@ -271,11 +467,11 @@ def train_host(plan, run_dir: pathlib.Path, resuming: bool, progress: bool,
             bar.update(plan.steps_per_chunk)
             bar.set_postfix({"steps/s": f"{stats.steps / seconds:,.0f}",
                              "return": f"{np.mean(stats.episode_returns):.1f}" if n else "-"})
-            chunks_this_call += 1
-            if interrupt.requested or (stop_after_chunks is not None
-                                       and chunks_this_call >= stop_after_chunks):
-                interrupted = chunk + 1 < plan.num_chunks
+            if stop:
+                interrupted = completed < plan.num_chunks
                 break
+    if saved < completed:  # Ctrl-C mid-chunk: keep every chunk that was completed
+        save()
     bar.close()
     adapter.close()
     done = checkpoints.latest_step() or 0
@@ -283,6 +479,7 @@ def train_host(plan, run_dir: pathlib.Path, resuming: bool, progress: bool,
                "chunks_total": plan.num_chunks, "steps": done * plan.steps_per_chunk,
                "train_seconds": time.perf_counter() - start, "interrupted": interrupted,
                "cpu_dispatch": "async" if _async_cpu_dispatch() else "inline",
+               "pinned_cpu": _pinned_cpu() if config.pin_cpu else None,
                "evaluation": None}
     run_lib.plot_learning_curve(run_dir / "metrics.csv", run_dir / "learning_curve.png",
                                 plan.swept, f"{config.agent} on {config.env}")

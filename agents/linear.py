@@ -142,7 +142,7 @@ def sarsa_lambda_agent(observation_space: gymnasium.Space, num_actions: int,
 
     def init(key, example_obs, num_envs, hparams=None):
         hp = merge_hparams(DEFAULT_HPARAMS, hparams)
-        validate(config, hp)
+        validate(config, {**DEFAULT_HPARAMS, **(hparams or {})})  # as given (also under jit)
         k_params, k_state = jax.random.split(key)
         params = q_fn.init(k_params, jnp.asarray(example_obs, jnp.float32))
         extra = {"next_action": jnp.zeros((num_envs,), jnp.int32),

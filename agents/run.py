@@ -61,6 +61,7 @@ class RunConfig:
     select_episodes: int = 64
     stop_at_return: float | None = None
     checkpoint_seconds: float = 30.0
+    pin_cpu: bool = False
     out: str | None = None
     agent_config: dict = dataclasses.field(default_factory=dict)
     hparams: dict = dataclasses.field(default_factory=dict)
@@ -378,7 +379,9 @@ def train(config: RunConfig, resume_dir: str | pathlib.Path | None = None,
     if resolve_backend(config.env, config.backend) == "gym":
         from agents import host_loop
 
-        host_loop.inline_cpu_dispatch()  # must come before Plan, which starts JAX
+        host_loop.inline_cpu_dispatch()  # these must come before Plan, which starts JAX
+        if config.pin_cpu:
+            host_loop.pin_to_one_cpu()
     plan = Plan(config)
     if resume_dir is None:
         run_dir = pathlib.Path(config.out) if config.out else default_out(config)

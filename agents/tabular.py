@@ -83,7 +83,7 @@ def tabular_agent(rule: str, num_states: int, num_actions: int,
 
     def init(key, example_obs, num_envs, hparams=None):
         hp = merge_hparams(DEFAULT_HPARAMS, hparams)
-        validate(config, hp)
+        validate(config, {**DEFAULT_HPARAMS, **(hparams or {})})  # as given (also under jit)
         k_params, k_state = jax.random.split(key)
         params = table.init(k_params, jnp.asarray(example_obs, jnp.int32))
         opt_state = optax.sgd(1.0).init(params)

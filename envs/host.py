@@ -138,6 +138,16 @@ class HostAdapter:
         self._reset_pending = np.zeros(self.num_envs, bool)  # NEXT_STEP: next step resets
         self._returns = np.zeros(self.num_envs, np.float64)
         self._lengths = np.zeros(self.num_envs, np.int64)
+        # One sub-env of a SyncVectorEnv in SAME_STEP mode is stepped directly, with the
+        # vector env's own calls in the same order (see `_step_single`).
+        self._single = (env.envs[0] if type(env) is SyncVectorEnv and self.num_envs == 1
+                        and self.autoreset_mode == AutoresetMode.SAME_STEP else None)
+        self._obs_ndim = 1 + len(obs_space.shape or ())
+        self._gamma32 = np.float32(self.gamma)
+        self._ones = _read_only(np.ones(1, bool))
+        self._no_episode = EpisodeStats(finished=_read_only(np.zeros(1, bool)),
+                                        returns=_read_only(np.zeros(1, np.float32)),
+                                        lengths=_read_only(np.zeros(1, np.int32)))
 
     # ---------------------------------------------------------------------------- API
 
@@ -183,6 +193,8 @@ class HostAdapter:
             raise RuntimeError("HostAdapter.step: call reset() before step()")
         env_actions = (self._check_actions(actions) if check
                        else np.asarray(actions).astype(self.env.action_space.dtype))
+        if self._single is not None:
+            return self._step_single(env_actions)
         obs, reward, terminated, truncated, info = self.env.step(env_actions)
         obs = self._cast_obs(obs)
         terminated = np.asarray(terminated, bool)
@@ -225,6 +237,119 @@ class HostAdapter:
         self._lengths[finished] = 0
         self._obs = next_obs
         return HostStep(transition, valid, next_obs.copy(), episodes, info)
+
+    def _step_single(self, env_actions: np.ndarray) -> HostStep:
+        """`step` of a one-env SyncVectorEnv in SAME_STEP mode, without its per-step
+        overhead: the sub-env gets the same calls in the same order (`step`, and `reset`
+        after an episode end) and `info` is built with the vector env's own `_add_info`, so
+        the result equals the general path's (a test compares them step by step)."""
+        vector_env = self.env
+        obs, reward, terminated, truncated, env_info = self._single.step(env_actions[0])
+        infos = {}
+        obs_t = np.array(obs, dtype=self._obs_dtype, ndmin=self._obs_ndim)
+        if terminated or truncated:
+            infos = vector_env._add_info(infos, {"final_obs": obs, "final_info": env_info}, 0)
+            obs, env_info = self._single.reset()
+            next_obs = np.array(obs, dtype=self._obs_dtype, ndmin=self._obs_ndim)
+        else:
+            next_obs = obs_t
+        if env_info:
+            infos = vector_env._add_info(infos, env_info, 0)
+        reward = np.float32(reward)  # the vector env's float64 reward, cast as in `step`
+        transition = Transition(
+            obs_tm1=self._obs, a_tm1=env_actions.astype(self._action_dtype),
+            r_t=np.array([reward]),
+            discount_t=np.array([0.0 if terminated else self._gamma32], np.float32),
+            obs_t=obs_t)
+        self._returns[0] += reward
+        self._lengths[0] += 1
+        if terminated or truncated:
+            episodes = EpisodeStats(finished=np.ones(1, bool),
+                                    returns=self._returns.astype(np.float32),
+                                    lengths=self._lengths.astype(np.int32))
+            self._returns[0] = 0.0
+            self._lengths[0] = 0
+        else:
+            episodes = self._no_episode
+        self._obs = next_obs
+        return HostStep(transition, self._ones, next_obs.copy(), episodes, infos)
+
+    def transition_block(self, num_steps: int) -> tuple[Transition, np.ndarray]:
+        """Empty arrays for `num_steps` steps of the N envs, for `step_into`.
+
+        Returns:
+          `(transitions, lasts)`: a `Transition` of numpy arrays with a leading `[K, N]`
+          (dtypes as in `step`) and bool `lasts [K, N]`.
+        """
+        shape = (num_steps, self.num_envs)
+        obs_shape = shape + tuple(self.single_observation_space.shape or ())
+        action_shape = shape + tuple(self.single_action_space.shape or ())
+        return Transition(
+            obs_tm1=np.empty(obs_shape, self._obs_dtype),
+            a_tm1=np.empty(action_shape, self._action_dtype),
+            r_t=np.empty(shape, np.float32), discount_t=np.empty(shape, np.float32),
+            obs_t=np.empty(obs_shape, self._obs_dtype)), np.empty(shape, bool)
+
+    def step_into(self, actions: np.ndarray, transitions: Transition, lasts: np.ndarray,
+                  k: int) -> tuple[np.ndarray, EpisodeStats | None]:
+        """`step`, writing the transitions into row k of a `transition_block` instead.
+
+        For training loops that hand K steps at a time to the agent: the rows need no
+        per-step arrays and no stacking. Row k gets exactly `step`'s `transition` and
+        `episodes.finished` (the `lasts`). Actions are not checked (`check=False`), and the
+        env's `info` is not returned.
+
+        `next_obs` may be a view of `transitions.obs_t[k]`, and the next call reads the
+        previous observation from there: do not write into a block's rows (or reuse it)
+        while its steps are still being taken.
+
+        Args:
+          actions: `[N, ...]` numpy actions of the right dtype and range.
+          transitions, lasts: arrays from `transition_block(K)`.
+          k: the row, `0 <= k < K`.
+
+        Returns:
+          `(next_obs [N, O...], episodes)`; `episodes` is the `EpisodeStats` of this step
+          if an episode ended, else None.
+
+        Raises:
+          ValueError: the adapter is in `NEXT_STEP` autoreset mode (whose reset steps are
+            not transitions).
+        """
+        if self._single is None:
+            if self.autoreset_mode == AutoresetMode.NEXT_STEP:
+                raise ValueError("HostAdapter.step_into needs SAME_STEP or DISABLED autoreset")
+            step = self.step(actions, check=False)
+            for block, row in zip(transitions, step.transition, strict=True):
+                block[k] = row
+            lasts[k] = step.episodes.finished
+            return step.next_obs, step.episodes if step.episodes.finished.any() else None
+        if self._obs is None:
+            raise RuntimeError("HostAdapter.step_into: call reset() before step_into()")
+        env_actions = actions.astype(self.env.action_space.dtype)
+        obs, reward, terminated, truncated, _ = self._single.step(env_actions[0])
+        transitions.obs_tm1[k] = self._obs
+        transitions.a_tm1[k] = actions
+        reward = np.float32(reward)
+        transitions.r_t[k] = reward
+        transitions.discount_t[k] = 0.0 if terminated else self._gamma32
+        obs_t = transitions.obs_t[k]
+        obs_t[0] = obs
+        self._returns[0] += reward
+        self._lengths[0] += 1
+        if terminated or truncated:
+            lasts[k] = True
+            obs, _ = self._single.reset()
+            self._obs = np.array(obs, dtype=self._obs_dtype, ndmin=self._obs_ndim)
+            episodes = EpisodeStats(finished=np.ones(1, bool),
+                                    returns=self._returns.astype(np.float32),
+                                    lengths=self._lengths.astype(np.int32))
+            self._returns[0] = 0.0
+            self._lengths[0] = 0
+            return self._obs.copy(), episodes
+        lasts[k] = False
+        self._obs = obs_t
+        return obs_t, None
 
     def random_actions(self) -> np.ndarray:
         """Uniformly random actions `[N, ...]` (seeded by `seed`), in the canonical dtype."""
@@ -289,6 +414,11 @@ class HostAdapter:
                 inside = (arr >= space.low) & (arr <= space.high)
             return ~inside.all(axis=axes) if axes else ~inside
         return np.array([not space.contains(a) for a in arr])
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    array.flags.writeable = False
+    return array
 
 
 def make_host_env(

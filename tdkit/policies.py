@@ -4,6 +4,8 @@ Ties between maximal action values are broken uniformly at random, as the textbo
 experiments require (an all-zero initial table must not always pick action 0).
 """
 
+from typing import NamedTuple
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -60,6 +62,8 @@ def batched_epsilon_greedy(key: chex.PRNGKey, q: Array, epsilon: chex.Numeric) -
     """`epsilon_greedy` for a batch of observations with ONE random draw (cheaper than
     splitting the key per observation).
 
+    Equal to `epsilon_greedy_from_draws(batched_epsilon_greedy_draws(key, N, A, epsilon), q)`.
+
     Args:
       key: PRNG key.
       q: action values, shape `[N, A]`.
@@ -72,6 +76,73 @@ def batched_epsilon_greedy(key: chex.PRNGKey, q: Array, epsilon: chex.Numeric) -
         "batched_epsilon_greedy", q=(q, 2, float), epsilon=(epsilon, 0, float))
     u = jax.random.uniform(key, (q.shape[0], q.shape[1] + 1))
     return jax.vmap(_epsilon_greedy, in_axes=(0, 0, None))(u, q, epsilon)
+
+
+class EpsilonGreedyDraws(NamedTuple):
+    """The random part of `batched_epsilon_greedy`, drawn before the action values exist.
+
+    Attributes:
+      explore: bool `[..., N]`, observation i takes the random action.
+      random_actions: int32 `[..., N]`, the uniformly random action of observation i.
+      noise: float32 `[..., N, A]`, uniform numbers that break ties among maximal actions.
+    """
+
+    explore: Array
+    random_actions: Array
+    noise: Array
+
+
+def batched_epsilon_greedy_draws(key: chex.PRNGKey, num_observations: int, num_actions: int,
+                                 epsilon: chex.Numeric) -> EpsilonGreedyDraws:
+    """The draws `batched_epsilon_greedy(key, q, epsilon)` makes for `q` of shape `[N, A]`.
+
+    A loop that knows its exploration in advance can take the random actions without
+    computing action values at all, and compute them (`epsilon_greedy_from_draws`) only
+    where some observation acts greedily; the actions are the same.
+
+    Args:
+      key: PRNG key.
+      num_observations: `N` (static).
+      num_actions: `A` (static).
+      epsilon: exploration rate in [0, 1], scalar.
+
+    Returns:
+      `EpsilonGreedyDraws` with `explore [N]`, `random_actions [N]`, `noise [N, A]`.
+    """
+    _checks.assert_inputs("batched_epsilon_greedy_draws", epsilon=(epsilon, 0, float))
+    u = jax.random.uniform(key, (num_observations, num_actions + 1))
+    noise = u[:, 1:]
+    return EpsilonGreedyDraws(explore=u[:, 0] < epsilon,
+                              random_actions=jnp.argmax(noise, axis=-1).astype(jnp.int32),
+                              noise=noise)
+
+
+def epsilon_greedy_from_draws(draws: EpsilonGreedyDraws, q: Array) -> Array:
+    """Epsilon-greedy actions from draws made in advance (`batched_epsilon_greedy_draws`).
+
+    Args:
+      draws: `EpsilonGreedyDraws` with `explore [N]`, `random_actions [N]`, `noise [N, A]`.
+      q: action values, shape `[N, A]`.
+
+    Returns:
+      int32 actions, shape `[N]`.
+    """
+    return jnp.where(draws.explore, draws.random_actions, greedy_from_noise(q, draws.noise))
+
+
+def greedy_from_noise(q: Array, noise: Array) -> Array:
+    """Greedy actions, ties broken by the largest `noise` (uniform noise: uniformly).
+
+    Args:
+      q: action values, shape `[N, A]`.
+      noise: float, shape `[N, A]` (e.g. `EpsilonGreedyDraws.noise`).
+
+    Returns:
+      int32 actions, shape `[N]`.
+    """
+    _checks.assert_inputs("greedy_from_noise", q=(q, 2, float), noise=(noise, 2, float))
+    _checks.assert_same_shape("greedy_from_noise", q=q, noise=noise)
+    return jax.vmap(_argmax_among_max)(q, noise)
 
 
 def _epsilon_greedy(u: Array, q: Array, epsilon: chex.Numeric) -> Array:

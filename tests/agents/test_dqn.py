@@ -153,7 +153,7 @@ def test_host_loop_compiles_once():
     state, obs, stats = loop.run(state, obs, 40)
     state, obs, stats = loop.run(state, obs, 40)
     adapter.close()
-    assert loop._step._cache_size() == 1
+    assert loop._jitted[1].step._cache_size() == 1
     assert stats.losses.size > 0 and np.isfinite(stats.losses).all()
     chex.assert_tree_all_finite(state.params)
 
@@ -201,13 +201,40 @@ def test_update_block_equals_scanned_updates(options):
     assert int(blocked.extra["updates"]) == expected and int(blocked.step) == 2 * 36
 
 
+def test_epsilon_greedy_draws_are_the_draws_of_act():
+    """`EpsilonGreedyActing`: entry k of `draws(key, state, K, N)` with `greedy` gives
+    exactly `act(fold_in(key, k), state with step + k N, obs)`, also mid-schedule."""
+    config = DQNConfig(**{**SMALL, "epsilon_decay_steps": 40})
+    agent = dqn(3, config)
+    num_envs, num_steps = 4, 6
+    state = agent.init(jax.random.key(1), jnp.zeros(4), num_envs)
+    state = state._replace(step=jnp.int32(20))  # epsilon 0.525, falling 0.095 per entry
+    acting = agent.epsilon_greedy
+    obs = jax.random.normal(jax.random.key(2), (num_envs, 4))
+    for seed in range(20):
+        key = jax.random.key(seed)
+        draws = acting.draws(key, state, num_steps, num_envs)
+        assert draws.explore.shape == (num_steps, num_envs)
+        assert draws.noise.shape == (num_steps, num_envs, 3)
+        for k in range(num_steps):
+            expected = agent.act(jax.random.fold_in(key, k),
+                                 state._replace(step=state.step + k * num_envs), obs)
+            greedy = acting.greedy(state.params, obs, draws.noise[k])
+            np.testing.assert_array_equal(
+                jnp.where(draws.explore[k], draws.random_actions[k], greedy), expected)
+    explore = acting.draws(jax.random.key(0), state._replace(step=jnp.int32(10_000)), 500,
+                           num_envs).explore
+    assert 0.02 < float(explore.mean()) < 0.08  # epsilon_end 0.05 after the decay
+
+
 def test_host_loop_blocks_of_updates():
     """update_every=K: every transition is still added (one update per step, K per dispatch),
     each jitted piece compiles once, and a leftover shorter than K is flushed."""
     from envs.host import make_host_env
 
     adapter = make_host_env("CartPole-v1", num_envs=2, gamma=0.99, seed=0)
-    agent = dqn(2, DQNConfig(**{**SMALL, "learning_starts": 8, "train_every": 5}))
+    agent = dqn(2, DQNConfig(**{**SMALL, "learning_starts": 8, "train_every": 5,
+                                "epsilon_decay_steps": 20}))
     loop = HostLoop(agent, adapter, update_every=5)
     obs = adapter.reset(seed=0)
     state = loop.init(jax.random.key(0), obs[0])
@@ -219,7 +246,8 @@ def test_host_loop_blocks_of_updates():
     assert int(state.replay.size) == 64 and int(state.replay.position) == added % 64
     assert stats.steps == 23 * 2 and stats.losses.size > 0
     assert np.isfinite(stats.losses).all()
-    assert loop._act._cache_size() == 1
-    assert loop._update_many._cache_size() == 1 and loop._update_one._cache_size() == 1
+    jitted = loop._jitted[1]
+    for fn in (jitted.pack, jitted.update, jitted.greedy, jitted.unpack, jitted.update_one):
+        assert fn._cache_size() == 1
     with pytest.raises(ValueError, match="`update_every` must be an int >= 1"):
         HostLoop(agent, adapter, update_every=0)

@@ -172,6 +172,93 @@ def test_single_env_is_wrapped_with_same_step_autoreset():
     assert step.valid.tolist() == [True]
 
 
+class InfoCountingEnv(CountingEnv):
+    """CountingEnv whose step and reset infos carry data (to compare info dicts)."""
+
+    def reset(self, *, seed=None, options=None):
+        obs, _ = super().reset(seed=seed, options=options)
+        return obs, {"reset_episode": self.episode}
+
+    def step(self, action):
+        obs, reward, terminated, truncated, _ = super().step(action)
+        return obs, reward, terminated, truncated, {"t": self.t}
+
+
+@pytest.mark.parametrize("make", [
+    lambda: gymnasium.make("CartPole-v1", max_episode_steps=12),
+    lambda: TimeLimit(InfoCountingEnv(), max_episode_steps=4)])
+def test_one_env_direct_path_equals_the_vector_env_path(make):
+    # One SyncVectorEnv sub-env in SAME_STEP mode is stepped directly; the general path is
+    # forced by hiding the SyncVectorEnv behind a plain VectorWrapper.
+    direct = HostAdapter(make(), GAMMA, seed=3)
+    general = HostAdapter(gymnasium.vector.VectorWrapper(SyncVectorEnv(
+        [make], autoreset_mode=AutoresetMode.SAME_STEP)), GAMMA, seed=3)
+    assert direct._single is not None and general._single is None
+    np.testing.assert_array_equal(direct.reset(), general.reset())
+    rng = np.random.default_rng(0)
+    ends = 0
+    for _ in range(60):
+        actions = rng.integers(0, 2, size=1).astype(np.int32)
+        a, b = direct.step(actions), general.step(actions)
+        for x, y in zip(jax.tree.leaves(a[:4]), jax.tree.leaves(b[:4]), strict=True):
+            assert x.dtype == y.dtype and x.shape == y.shape
+            np.testing.assert_array_equal(x, y)
+        assert sorted(a.info) == sorted(b.info)
+        for key in a.info:
+            if key == "final_info":
+                assert sorted(a.info[key]) == sorted(b.info[key])
+            else:
+                np.testing.assert_array_equal(np.stack(a.info[key]), np.stack(b.info[key]))
+        ends += int(a.episodes.finished[0])
+    assert ends >= 3
+    direct.close()
+    general.close()
+
+
+@pytest.mark.parametrize("num_envs", [1, 3])
+def test_step_into_writes_what_step_returns(num_envs):
+    make = lambda: TimeLimit(InfoCountingEnv(), max_episode_steps=3)  # noqa: E731
+    into = HostAdapter(SyncVectorEnv([make] * num_envs,
+                                     autoreset_mode=AutoresetMode.SAME_STEP), GAMMA)
+    plain = HostAdapter(SyncVectorEnv([make] * num_envs,
+                                      autoreset_mode=AutoresetMode.SAME_STEP), GAMMA)
+    assert (into._single is not None) == (num_envs == 1)
+    np.testing.assert_array_equal(into.reset(), plain.reset())
+    rng = np.random.default_rng(1)
+    num_steps = 5
+    ends = 0
+    for _ in range(4):  # blocks
+        transitions, lasts = into.transition_block(num_steps)
+        assert transitions.obs_tm1.shape == (num_steps, num_envs, 2)
+        assert lasts.shape == (num_steps, num_envs) and lasts.dtype == bool
+        expected = []
+        for k in range(num_steps):
+            actions = (rng.random(num_envs) < 0.3).astype(np.int32)
+            next_obs, episodes = into.step_into(actions, transitions, lasts, k)
+            step = plain.step(actions)
+            expected.append(step)
+            np.testing.assert_array_equal(next_obs, step.next_obs)
+            assert (episodes is None) == (not step.episodes.finished.any())
+            if episodes is not None:
+                ends += 1
+                for x, y in zip(episodes, step.episodes, strict=True):
+                    np.testing.assert_array_equal(x, y)
+        for k, step in enumerate(expected):  # rows stay as written
+            for block, row in zip(transitions, step.transition, strict=True):
+                assert block.dtype == row.dtype
+                np.testing.assert_array_equal(block[k], row)
+            np.testing.assert_array_equal(lasts[k], step.episodes.finished)
+    assert ends >= 4
+
+
+def test_step_into_refuses_next_step_mode():
+    adapter = HostAdapter(counting_vector_env(2, 3, AutoresetMode.NEXT_STEP), GAMMA)
+    adapter.reset()
+    transitions, lasts = adapter.transition_block(2)
+    with pytest.raises(ValueError, match="SAME_STEP or DISABLED"):
+        adapter.step_into(np.zeros(2, np.int32), transitions, lasts, 0)
+
+
 def test_next_step_transitions_in_replay_never_span_episodes():
     """End to end: the valid mask keeps reset steps out of a tdkit replay buffer."""
     limit, steps, num_envs = 3, 20, 3
