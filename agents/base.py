@@ -83,8 +83,6 @@ class Agent(NamedTuple):
         float32 scalars (e.g. `loss`).
       name: the agent's registry name.
       default_hparams: dict of the default numeric hyperparameters.
-      act_fields: the `AgentState` fields `act` reads (None: all of them). The host loop
-        passes only these to its acting dispatch, which is cheaper with fewer arrays.
       update_block: optional `update_block(state, transitions, lasts) -> (state, metrics)`
         for K transitions at once (leading `[K]` on `transitions`, `lasts [K, N]` and on
         every metric): the same result as `update` applied K times in order (`lax.scan`),
@@ -98,7 +96,6 @@ class Agent(NamedTuple):
     update: Callable[..., tuple[AgentState, dict]]
     name: str
     default_hparams: Mapping[str, float]
-    act_fields: tuple[str, ...] | None = None
     update_block: Callable[..., tuple[AgentState, dict]] | None = None
     epsilon_greedy: EpsilonGreedyActing | None = None
 

@@ -403,5 +403,5 @@ def dqn(num_actions: int, config: DQNConfig = DQNConfig(), name: str = "dqn") ->
 
     return Agent(init=init, act=act, update=update, name=name,
                  default_hparams=dict(DEFAULT_HPARAMS),
-                 act_fields=("params", "step", "hparams"), update_block=update_block,
+                 update_block=update_block,
                  epsilon_greedy=EpsilonGreedyActing(draws=draws, greedy=greedy))

@@ -1,7 +1,7 @@
 """The host loop: any Gymnasium environment stepped on the host, the agent jitted.
 
     loop = HostLoop(agent, adapter)           # adapter: envs.host.HostAdapter (N envs)
-    state = loop.init(key, hparams)
+    state = loop.init(key, example_obs, hparams)
     state, obs, stats = loop.run(state, obs, num_iterations)
 
 Per iteration the environments step on the host (numpy) and ONE jitted call does the agent's
@@ -11,19 +11,32 @@ change: the adapter runs in SAME_STEP autoreset mode, every transition is valid,
 `obs_t` is the true final observation at episode ends). Losses stay on the device until the
 end of a chunk.
 
-With `update_every=K > 1` the transitions of K steps are kept on the host and the K updates
-run in one jitted call (the agent's `update_block` where it has one, else a `lax.scan` of
-`update`); between them `act` sees the state as of the last update (its
-key folded with the step index), given only the fields in `agent.act_fields` (by default
-all but the replay and optimizer states).
-That is exact for agents whose acting parameters change only every K steps (DQN with
-`train_every=K`: the learning step is the last of each block) up to an exploration schedule
-that lags by at most K - 1 steps; it is wrong for Sarsa-style agents whose `act` needs the
-action chosen by the previous `update`, which keep `update_every=1`.
+With `update_every=K > 1` the adapter writes K steps into one block of arrays
+(`HostAdapter.step_into`) and the K updates run in one jitted call (the agent's
+`update_block` where it has one, else a `lax.scan` of `update`). Between two block updates
+the acting parameters are those of the last update, which is exact for agents whose acting
+parameters change only every K steps (DQN with `train_every=K`: the learning step is the
+last of each block) and wrong for Sarsa-style agents whose `act` needs the action chosen by
+the previous `update` (they keep `update_every=1`). Step k of a block acts with the key
+`fold_in(state.key, k)` and the exploration schedule at its own step (`state.step + k N`),
+exactly as K separate calls would:
+
+- an agent with `epsilon_greedy` (`agents.base.EpsilonGreedyActing`, e.g. DQN) gets the
+  exploration of the whole block from the block update (one call), so steps where every
+  environment explores need no dispatch at all, and the others one small greedy call on the
+  parameters;
+- any other agent gets one `act` call per step;
+- the first action of a block comes out of the block's update call itself.
+
+Between dispatches the agent state stays packed into one flat array per dtype plus the
+replay arrays (`StatePacker`): JAX's dispatch costs about a microsecond per array argument
+on the CPU, and a DQN state has about fifty.
 
 On the CPU, call `inline_cpu_dispatch()` before JAX first runs (the gym backend of
 `agents.run.train` does): the loop is sequential, and JAX's asynchronous CPU dispatch then
 costs more in thread hand-offs than the small `act` and `update` computations themselves.
+For small networks `pin_to_one_cpu()` (`train.py --pin-cpu`) saves XLA's hand-offs to
+worker threads on other cores as well.
 """
 
 import pathlib
@@ -215,14 +228,16 @@ class HostLoop:
         adapter writes each step's transitions straight into the block's arrays."""
         jitted = self._functions(state)
         K = self.update_every
-        packed, draws = jitted.pack(state)
+        packed, draws, first = jitted.pack(state, obs)
         plan = None if draws is None else _host_plan(draws)
         returns, lengths, losses = [], [], []
         adapter = self.adapter
         transitions, lasts = adapter.transition_block(K)
         k = steps = 0
         for _ in range(num_iterations):
-            if plan is not None:
+            if k == 0:  # computed with the block's update
+                actions = np.asarray(first)
+            elif plan is not None:
                 explore_all, explore_any, random_actions, explore, noise = plan
                 if explore_all[k]:
                     actions = random_actions[k]
@@ -239,7 +254,7 @@ class HostLoop:
             k += 1
             steps += 1
             if k == K:
-                packed, metrics, draws = jitted.update(packed, transitions, lasts)
+                packed, metrics, draws, first = jitted.update(packed, transitions, lasts, obs)
                 losses.append(metrics)
                 plan = None if draws is None else _host_plan(draws)
                 transitions, lasts = adapter.transition_block(K)  # fresh: never reused
@@ -282,15 +297,22 @@ class HostLoop:
                 return agent.update_block(state, transitions, lasts)
             return scan_updates(agent.update, state, transitions, lasts)
 
-        def plan(state):  # the exploration of the next K steps
-            return None if acting is None else acting.draws(state.key, state, K, N)
+        def plan(state, obs):
+            """The exploration of the next K steps and the actions of the first (on `obs`):
+            its act dispatch is saved by computing it with the block update."""
+            if acting is None:
+                return None, agent.act(jax.random.fold_in(state.key, 0), state, obs)
+            draws = acting.draws(state.key, state, K, N)
+            greedy = acting.greedy(state.params, obs, draws.noise[0])
+            return draws, jnp.where(draws.explore[0], draws.random_actions[0], greedy)
 
-        def pack_and_plan(state):
-            return packer.pack(state), plan(state)
+        def pack_and_plan(state, obs):
+            return packer.pack(state), *plan(state, obs)
 
-        def update(packed, transitions, lasts):
+        def update(packed, transitions, lasts, next_obs):
             state, metrics = update_many(packer.unpack(packed), transitions, lasts)
-            return packer.pack(state), (metrics["loss"], metrics["learned"]), plan(state)
+            return (packer.pack(state), (metrics["loss"], metrics["learned"]),
+                    *plan(state, next_obs))
 
         def greedy(groups, obs, noise):
             return acting.greedy(packer.unpack((groups, None)).params, obs, noise)
@@ -314,9 +336,9 @@ class _Functions(NamedTuple):
 
     first_act: Any  # (state, obs) -> (packed, actions)                          K = 1
     step: Any  # (packed, transition, last, next_obs) -> (packed, actions, metrics)
-    pack: Any  # state -> (packed, draws of the next block or None)              K > 1
+    pack: Any  # (state, obs) -> (packed, next block's draws or None, first actions)  K > 1
     unpack: Any  # packed -> state
-    update: Any  # (packed, transitions [K], lasts [K]) -> (packed, metrics, draws)
+    update: Any  # (packed, transitions, lasts, next obs) -> (packed, metrics, draws, first)
     greedy: Any  # (packed groups, obs, noise) -> actions (epsilon-greedy agents)
     act: Any  # (packed, obs, index in the block) -> actions (other agents)
     update_one: Any  # (state, transition, last) -> (state, metrics): a block's leftover

@@ -8,20 +8,24 @@
    the command runs afterwards (mean return >= 475).
 2. Host loop on Gymnasium's CartPole-v1 with CleanRL's `dqn_jax.py` hyperparameters (1 env,
    lr 2.5e-4, buffer 10k, batch 128, learning starts 10k, train every 10 steps, target every
-   500 steps, MLP 120-84, MSE): environment steps per second after the learning starts.
+   500 steps, MLP 120-84, MSE), run with `--pin-cpu` (one core: faster for this small
+   network): environment steps per second after the learning starts.
 
 3. Optional, `--cleanrl PATH/TO/cleanrl/dqn_jax.py`: the same number of steps of CleanRL's own
    script and of the host loop with CleanRL's exploration schedule (epsilon decays over half
-   the steps), one after the other on this machine, each timed as a whole command (imports
-   and compilation included). CleanRL is not a dependency; run it with the Python that has
-   its requirements (`--cleanrl-python`, default this one) and a Gymnasium it supports.
+   the steps), one after the other on this machine, `--cleanrl-rounds` times, each timed as
+   a whole command (imports and compilation included); the median ratio is reported.
+   CleanRL is not a dependency; run it with the Python that has its requirements
+   (`--cleanrl-python`, default this one) and a Gymnasium it supports. (Pinned to one core
+   with `taskset`, CleanRL's script ran slower here: 61.8 s against 59.0 s.)
 
 Reference figures (2-core CPU, from the issue): CleanRL dqn_jax.py about 3.4k steps/s and
 150 s for 500k steps; PureJaxRL's DQN about 21 s (5 s compile + 15.5 s for 500k steps).
 Machines differ several-fold, so `--cleanrl` gives the ratio that means something.
 
     python scripts/bench_dqn.py [--seeds 5] [--device cpu|gpu] [--out runs/bench_dqn.json]
-        [--cleanrl PATH/TO/dqn_jax.py [--cleanrl-python PY] [--cleanrl-steps 500000]]
+        [--cleanrl PATH/TO/dqn_jax.py [--cleanrl-python PY] [--cleanrl-steps 500000]
+         [--cleanrl-rounds 3]]
 """
 
 import argparse
@@ -34,6 +38,8 @@ import sys
 import tempfile
 import time
 
+import numpy as np
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CLEANRL_STEPS_PER_SECOND = 3400.0
 CLEANRL_HOST_ARGS = [
@@ -41,7 +47,7 @@ CLEANRL_HOST_ARGS = [
     "10000", "--batch-size", "128", "--learning-starts", "10000", "--train-every", "10",
     "--target-period", "50", "--epsilon-decay-steps", "250000", "--epsilon-end", "0.05",
     "--hidden-sizes", "120,84", "--layer-norm", "false", "--loss", "l2",
-    "--learning-rate-decay-steps", "none", "--eval-episodes", "0",
+    "--learning-rate-decay-steps", "none", "--eval-episodes", "0", "--pin-cpu",
 ]
 
 
@@ -95,22 +101,34 @@ def host_throughput(env, workdir, total_steps):
             "steps_per_second_all": total_steps / sum(float(r["seconds"]) for r in rows)}
 
 
-def cleanrl_comparison(env, workdir, script, python, total_steps):
-    """Wall clock of `total_steps` steps of CleanRL's dqn_jax.py and of the host loop."""
-    start = time.perf_counter()
-    proc = subprocess.run([python, str(pathlib.Path(script).resolve()), "--total-timesteps",
-                           str(total_steps)], cwd=workdir, capture_output=True, text=True,
-                          env={k: v for k, v in env.items() if k != "PYTHONPATH"})
-    cleanrl_seconds = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise RuntimeError(f"CleanRL's script failed:\n{proc.stderr[-2000:]}")
+def cleanrl_comparison(env, workdir, script, python, total_steps, rounds):
+    """Wall clock of `total_steps` steps of CleanRL's dqn_jax.py and of the host loop, run
+    one after the other `rounds` times (machines drift: each pair gives a ratio)."""
     args = list(CLEANRL_HOST_ARGS)
     args[args.index("--epsilon-decay-steps") + 1] = str(total_steps // 2)
-    out = pathlib.Path(workdir) / "host-vs-cleanrl"
-    _, seconds, _ = _run(["--out", str(out), "--no-progress", "--total-steps", str(total_steps),
-                          "--chunk-steps", "10000", *args], env)
-    return {"total_steps": total_steps, "cleanrl_seconds": cleanrl_seconds,
-            "tdkit_seconds": seconds, "speedup": cleanrl_seconds / seconds}
+    pairs = []
+    for r in range(rounds):
+        start = time.perf_counter()
+        proc = subprocess.run([python, str(pathlib.Path(script).resolve()), "--total-timesteps",
+                               str(total_steps)], cwd=workdir, capture_output=True, text=True,
+                              env={k: v for k, v in env.items() if k != "PYTHONPATH"})
+        cleanrl_seconds = time.perf_counter() - start
+        if proc.returncode != 0:
+            raise RuntimeError(f"CleanRL's script failed:\n{proc.stderr[-2000:]}")
+        out = pathlib.Path(workdir) / f"host-vs-cleanrl-{r}"
+        _, seconds, _ = _run(["--out", str(out), "--no-progress", "--total-steps",
+                              str(total_steps), "--chunk-steps", "10000", *args], env)
+        last = _rows(out)[-5:]  # the last 50k steps
+        returns = [float(row["mean_return"]) for row in last if row["mean_return"]]
+        pairs.append({"cleanrl_seconds": cleanrl_seconds, "tdkit_seconds": seconds,
+                      "speedup": cleanrl_seconds / seconds,
+                      "tdkit_mean_return_last_50k": float(np.mean(returns)) if returns else None})
+        print(f"  round {r}: CleanRL {cleanrl_seconds:.1f} s, tdkit host loop {seconds:.1f} s: "
+              f"{cleanrl_seconds / seconds:.2f}x (tdkit's mean return over the last 50k "
+              f"steps {pairs[-1]['tdkit_mean_return_last_50k']})", flush=True)
+    speedups = sorted(p["speedup"] for p in pairs)
+    return {"total_steps": total_steps, "rounds": pairs,
+            "median_speedup": speedups[len(speedups) // 2]}
 
 
 def main():
@@ -126,6 +144,8 @@ def main():
                         help="the Python that runs CleanRL's script")
     parser.add_argument("--cleanrl-steps", type=int, default=500_000,
                         help="steps of each command in the CleanRL comparison")
+    parser.add_argument("--cleanrl-rounds", type=int, default=3,
+                        help="CleanRL / tdkit pairs, run one after the other")
     args = parser.parse_args()
     env = {**os.environ, "TDKIT_COMPILATION_CACHE": "off",
            "JAX_PLATFORMS": "cuda" if args.device == "gpu" else "cpu",
@@ -148,11 +168,11 @@ def main():
                   f"episodes); Gymnasium mean return {result['gymnasium_mean_return_100']:.1f}")
         host = host_throughput(env, workdir, args.host_steps)
         versus = (cleanrl_comparison(env, workdir, args.cleanrl, args.cleanrl_python,
-                                     args.cleanrl_steps) if args.cleanrl else None)
+                                     args.cleanrl_steps, args.cleanrl_rounds)
+                  if args.cleanrl else None)
     if versus:
-        print(f"same machine, {versus['total_steps']:,} steps each (whole commands): CleanRL "
-              f"{versus['cleanrl_seconds']:.1f} s, tdkit host loop {versus['tdkit_seconds']:.1f}"
-              f" s: {versus['speedup']:.2f}x")
+        print(f"same machine, {versus['total_steps']:,} steps each (whole commands), "
+              f"{len(versus['rounds'])} rounds: median {versus['median_speedup']:.2f}x CleanRL")
     ratio = host["steps_per_second_while_learning"] / CLEANRL_STEPS_PER_SECOND
     print(f"host loop, Gymnasium CartPole-v1, CleanRL hyperparameters: "
           f"{host['steps_per_second_while_learning']:,.0f} steps/s while learning "
