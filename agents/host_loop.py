@@ -78,8 +78,8 @@ def inline_cpu_dispatch() -> bool:
 
 
 def pin_to_one_cpu() -> int | None:
-    """Pins this process (every thread, and those it starts later) to the CPU it runs on,
-    if JAX has not started and the process may run on several.
+    """Pins this process (every thread, and those it starts later) to one CPU, the idlest
+    over 50 ms, if JAX has not started and the process may run on several.
 
     With inline dispatch the host loop runs one computation at a time, but XLA still hands
     parts of each (its dot and fusion kernels) to worker threads on the other cores, and for
@@ -99,8 +99,7 @@ def pin_to_one_cpu() -> int | None:
     allowed = os.sched_getaffinity(0)
     if len(allowed) <= 1:
         return None
-    cpu = _current_cpu()
-    cpu = cpu if cpu in allowed else min(allowed)
+    cpu = _idlest_cpu(allowed)
     try:
         threads = [int(t) for t in os.listdir("/proc/self/task")]
     except OSError:
@@ -114,13 +113,27 @@ def pin_to_one_cpu() -> int | None:
     return cpu
 
 
-def _current_cpu() -> int | None:
-    """The CPU this thread last ran on (field 39 of /proc/self/stat), or None."""
+def _idlest_cpu(allowed: set, seconds: float = 0.05) -> int:
+    """Of the `allowed` CPUs, the one with the most idle time over `seconds` (from
+    /proc/stat; the lowest-numbered one where that cannot be read): a pinned process cannot
+    move away from a busy core."""
+
+    def idle_times():
+        times = {}
+        with open("/proc/stat") as f:
+            for line in f:
+                name, *fields = line.split()
+                if name.startswith("cpu") and name[3:].isdigit():
+                    times[int(name[3:])] = int(fields[3]) + int(fields[4])  # idle + iowait
+        return times
+
     try:
-        with open("/proc/self/stat") as f:
-            return int(f.read().rsplit(")", 1)[1].split()[36])
+        before = idle_times()
+        time.sleep(seconds)
+        after = idle_times()
+        return max(sorted(allowed), key=lambda cpu: after.get(cpu, 0) - before.get(cpu, 0))
     except (OSError, ValueError, IndexError):
-        return None
+        return min(allowed)
 
 
 def _jax_started() -> bool:
@@ -353,13 +366,14 @@ def _host_plan(draws):
 
 
 class StatePacker:
-    """Packs an `AgentState` into one flat array per dtype, plus its replay state as it is.
+    """Packs an `AgentState` into one flat array per dtype, plus the replay's large arrays.
 
     JAX's dispatch of a jitted call costs about a microsecond per array argument or result
     on the CPU, and a DQN state has about fifty arrays, most of them small (parameters,
     optimizer moments, counters, hyperparameters). Packed, a block update passes a handful:
-    the flat groups (float32, int32, the PRNG key's uint32 data, ...) and the replay arrays,
-    which are large, so they stay as they are and are updated in place (donated).
+    the flat groups (float32, int32, the PRNG key's uint32 data, ...) and the replay's
+    arrays (its storage, priorities), which are large, so they stay as they are and are
+    updated in place (donated); the replay's scalars (position, size) go into the groups.
 
     `pack` and `unpack` are traceable (call them inside `jax.jit`); `unpack(pack(s))`
     equals `s` leaf for leaf, PRNG keys included.
@@ -369,47 +383,63 @@ class StatePacker:
     """
 
     def __init__(self, example: AgentState):
-        leaves, self._treedef = jax.tree.flatten(example._replace(replay=()))
-        self._layout = []  # per leaf: (group, offset, size, shape, dtype, key impl or None)
+        with_paths, self._treedef = jax.tree.flatten_with_path(example)
+        # per leaf: ("large", index) or ("packed", group, offset, size, shape, dtype, impl)
+        self._layout = []
         sizes: dict = {}
-        for leaf in leaves:
-            impl = None
+        num_large = 0
+        for path, leaf in with_paths:
             shape, dtype = jnp.shape(leaf), jnp.result_type(leaf)
+            if getattr(path[0], "name", None) == "replay" and len(shape) >= 1:
+                self._layout.append(("large", num_large))
+                num_large += 1
+                continue
+            impl = None
             if jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
                 impl = jax.random.key_impl(leaf)
                 data = jax.eval_shape(jax.random.key_data, leaf)
                 shape, dtype = data.shape, data.dtype
             group = np.dtype(dtype)
             size = int(np.prod(shape, dtype=np.int64))
-            self._layout.append((group, sizes.get(group, 0), size, shape,
+            self._layout.append(("packed", group, sizes.get(group, 0), size, shape,
                                  jnp.result_type(leaf), impl))
             sizes[group] = sizes.get(group, 0) + size
         self.groups = tuple(sizes)
         self._index = {group: i for i, group in enumerate(self.groups)}
 
     def pack(self, state: AgentState) -> tuple:
-        """`((one 1-D array per dtype group), replay state)`."""
-        leaves = jax.tree.leaves(state._replace(replay=()))
+        """`((one 1-D array per dtype group), (the replay's large arrays))`."""
+        leaves = jax.tree.leaves(state)
         if len(leaves) != len(self._layout):
-            raise ValueError(f"StatePacker.pack: the state has {len(leaves)} arrays besides "
-                             f"the replay state, the packer was built for {len(self._layout)}")
+            raise ValueError(f"StatePacker.pack: the state has {len(leaves)} arrays, the "
+                             f"packer was built for {len(self._layout)}")
         parts = {group: [] for group in self.groups}
-        for leaf, (group, _, _, _, dtype, impl) in zip(leaves, self._layout, strict=True):
+        large = []
+        for leaf, entry in zip(leaves, self._layout, strict=True):
+            if entry[0] == "large":
+                large.append(leaf)
+                continue
+            _, group, _, _, _, dtype, impl = entry
             if jnp.result_type(leaf) != dtype:
                 raise ValueError(f"StatePacker.pack: a state array has dtype "
                                  f"{jnp.result_type(leaf)}, the packer expects {dtype}")
             x = jax.random.key_data(leaf) if impl is not None else leaf
             parts[group].append(jnp.ravel(x))
-        return tuple(jnp.concatenate(parts[group]) for group in self.groups), state.replay
+        return tuple(jnp.concatenate(parts[group]) for group in self.groups), tuple(large)
 
     def unpack(self, packed: tuple) -> AgentState:
-        """The `AgentState` of `pack`'s output."""
-        groups, replay = packed
+        """The `AgentState` of `pack`'s output (the replay's large arrays may be None, for
+        functions that do not read them)."""
+        groups, large = packed
         leaves = []
-        for group, offset, size, shape, _, impl in self._layout:
+        for entry in self._layout:
+            if entry[0] == "large":
+                leaves.append(None if large is None else large[entry[1]])
+                continue
+            _, group, offset, size, shape, _, impl = entry
             x = groups[self._index[group]][offset:offset + size].reshape(shape)
             leaves.append(x if impl is None else jax.random.wrap_key_data(x, impl=impl))
-        return jax.tree.unflatten(self._treedef, leaves)._replace(replay=replay)
+        return jax.tree.unflatten(self._treedef, leaves)
 
 
 def train_host(plan, run_dir: pathlib.Path, resuming: bool, progress: bool,

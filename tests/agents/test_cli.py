@@ -88,6 +88,45 @@ def test_gym_backend_trains_a_tabular_agent(tmp_path):
     assert params["table"].shape == (1, 500, 6)
 
 
+class _InterruptAfter:
+    """Stands in for run._Interrupt: Ctrl-C 'arrives' at the n-th check of the flag."""
+
+    def __init__(self, checks):
+        self.checks = checks
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    @property
+    def requested(self):
+        self.checks -= 1
+        return self.checks < 0
+
+
+@pytest.mark.slow
+def test_gym_backend_checkpoints_on_time_and_keeps_completed_chunks_on_ctrl_c(
+        tmp_path, monkeypatch):
+    base = dict(agent="q_learning", env="Taxi-v4", total_steps=300, num_envs=1,
+                chunk_steps=100, eval_episodes=0, checkpoint_seconds=1e9)
+    # No time-based save within the run: only the final chunk is checkpointed.
+    run_lib.train(run_lib.RunConfig(**base, out=str(tmp_path / "full")), progress=False)
+    assert Checkpointer(tmp_path / "full" / "checkpoints").all_steps() == [3]
+    # Ctrl-C in the middle of chunk 2: that chunk is dropped, chunk 1 is saved at once.
+    monkeypatch.setattr(run_lib, "_Interrupt", lambda: _InterruptAfter(150))
+    summary = run_lib.train(run_lib.RunConfig(**base, out=str(tmp_path / "cut")),
+                            progress=False)
+    assert summary["interrupted"] and summary["chunks_done"] == 1
+    assert Checkpointer(tmp_path / "cut" / "checkpoints").all_steps() == [1]
+    monkeypatch.undo()
+    resumed = run_lib.train(run_lib.RunConfig(), resume_dir=tmp_path / "cut", progress=False)
+    assert resumed["chunks_done"] == 3 and not resumed["interrupted"]
+    rows = run_lib.read_metrics(tmp_path / "cut" / "metrics.csv")
+    assert [int(r["chunk"]) for r in rows] == [0, 1, 2]
+
+
 @pytest.mark.slow
 def test_gym_backend_runs_cpu_computations_inline(tmp_path):
     # A fresh process: the gym backend switches JAX's CPU dispatch to inline before JAX starts.
@@ -96,6 +135,33 @@ def test_gym_backend_runs_cpu_computations_inline(tmp_path):
                      "--no-progress", "--out", str(tmp_path / "taxi"))
     assert result.returncode == 0, result.stderr
     assert "(gym backend, inline CPU dispatch)" in result.stdout
+
+
+@pytest.mark.slow
+def test_gym_backend_pins_one_cpu_on_request(tmp_path):
+    import os
+
+    result = _script("scripts/train.py", "--agent", "q_learning", "--env", "Taxi-v4",
+                     "--total-steps", "200", "--chunk-steps", "100", "--eval-episodes", "0",
+                     "--no-progress", "--pin-cpu", "--out", str(tmp_path / "taxi"))
+    assert result.returncode == 0, result.stderr
+    if hasattr(os, "sched_getaffinity") and len(os.sched_getaffinity(0)) > 1:
+        assert "inline CPU dispatch, pinned to CPU" in result.stdout
+    assert json.loads((tmp_path / "taxi" / "config.json").read_text())["pin_cpu"] is True
+
+
+def test_pin_to_one_cpu_is_a_no_op_once_jax_has_started():
+    import os
+
+    import jax
+
+    from agents import host_loop
+
+    jax.numpy.zeros(1).block_until_ready()
+    before = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    assert host_loop.pin_to_one_cpu() is None
+    if before is not None:
+        assert os.sched_getaffinity(0) == before
 
 
 def test_inline_cpu_dispatch_is_a_no_op_once_jax_has_started():

@@ -3,6 +3,7 @@
 import chex
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 from agents.dqn import DQNConfig, dqn
@@ -24,12 +25,16 @@ def test_state_packer_round_trip(options):
     state = agent.init(jax.random.key(3), jnp.zeros(4), 2)
     state = state._replace(params=jax.tree.map(lambda x: x + 1.5, state.params))
     packer = StatePacker(state)
-    groups, replay = jax.jit(packer.pack)(state)
-    # one flat array per dtype (float32, int32, the key's uint32), the replay as it was
+    groups, large = jax.jit(packer.pack)(state)
+    # one flat array per dtype (float32, int32, the key's uint32), the replay's arrays apart
     assert sorted(str(g.dtype) for g in groups) == ["float32", "int32", "uint32"]
     assert all(g.ndim == 1 for g in groups)
-    assert len(jax.tree.leaves(state)) > 3 * len(groups) + len(jax.tree.leaves(replay))
-    back = jax.jit(packer.unpack)((groups, replay))
+    replay_arrays = [x for x in jax.tree.leaves(state.replay) if x.ndim >= 1]
+    assert len(large) == len(replay_arrays) == (8 if options else 5)
+    for x, y in zip(large, replay_arrays, strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert len(jax.tree.leaves(state)) > 5 * len(groups) + len(large)
+    back = jax.jit(packer.unpack)((groups, large))
     assert jax.tree.structure(back) == jax.tree.structure(state)
     assert back.key.dtype == state.key.dtype
     chex.assert_trees_all_equal(_comparable(back), _comparable(state))
