@@ -242,38 +242,39 @@ class HostLoop:
         jitted = self._functions(state)
         K = self.update_every
         packed, draws, first = jitted.pack(state, obs)
-        plan = None if draws is None else _host_plan(draws)
+        explore_all, explore_any, random_actions, explore, noise = _host_plan(draws, K)
         returns, lengths, losses = [], [], []
-        adapter = self.adapter
-        transitions, lasts = adapter.transition_block(K)
-        k = steps = 0
+        step_into, greedy, act, update = (self.adapter.step_into, jitted.greedy, jitted.act,
+                                          jitted.update)
+        transition_block = self.adapter.transition_block
+        transitions, lasts = transition_block(K)
+        k = blocks = 0
         for _ in range(num_iterations):
             if k == 0:  # computed with the block's update
                 actions = np.asarray(first)
-            elif plan is not None:
-                explore_all, explore_any, random_actions, explore, noise = plan
-                if explore_all[k]:
-                    actions = random_actions[k]
-                else:
-                    actions = np.asarray(jitted.greedy(packed[0], obs, noise[k]))
-                    if explore_any[k]:
-                        actions = np.where(explore[k], random_actions[k], actions)
+            elif draws is None:
+                actions = np.asarray(act(packed, obs, np.int32(k)))
+            elif explore_all[k]:
+                actions = random_actions[k]
             else:
-                actions = np.asarray(jitted.act(packed, obs, np.int32(k)))
-            obs, episodes = adapter.step_into(actions, transitions, lasts, k)
+                actions = np.asarray(greedy(packed[0], obs, noise[k]))
+                if explore_any[k]:
+                    actions = np.where(explore[k], random_actions[k], actions)
+            obs, episodes = step_into(actions, transitions, lasts, k)
             if episodes is not None:
                 returns.extend(episodes.returns[episodes.finished].tolist())
                 lengths.extend(episodes.lengths[episodes.finished].tolist())
             k += 1
-            steps += 1
             if k == K:
-                packed, metrics, draws, first = jitted.update(packed, transitions, lasts, obs)
+                packed, metrics, draws, first = update(packed, transitions, lasts, obs)
                 losses.append(metrics)
-                plan = None if draws is None else _host_plan(draws)
-                transitions, lasts = adapter.transition_block(K)  # fresh: never reused
+                explore_all, explore_any, random_actions, explore, noise = _host_plan(draws, K)
+                transitions, lasts = transition_block(K)  # fresh: never reused
                 k = 0
+                blocks += 1
             if should_stop():
                 break
+        steps = blocks * K + k
         state = jitted.unpack(packed)
         for i in range(k):  # a block cut short: update on its steps one by one
             transition = jax.tree.map(lambda x, i=i: x[i], transitions)
@@ -357,9 +358,12 @@ class _Functions(NamedTuple):
     update_one: Any  # (state, transition, last) -> (state, metrics): a block's leftover
 
 
-def _host_plan(draws):
+def _host_plan(draws, num_steps):
     """A block's exploration on the host: per step, whether every / any env explores, the
-    random actions, the explore mask and the tie-breaking noise (numpy)."""
+    random actions, the explore mask and the tie-breaking noise (numpy); for agents without
+    draws, nothing explores in advance."""
+    if draws is None:
+        return [False] * num_steps, [False] * num_steps, None, None, None
     explore = np.asarray(draws.explore)
     return (explore.all(axis=1).tolist(), explore.any(axis=1).tolist(),
             np.asarray(draws.random_actions), explore, np.asarray(draws.noise))

@@ -144,6 +144,7 @@ class HostAdapter:
                         and self.autoreset_mode == AutoresetMode.SAME_STEP else None)
         self._obs_ndim = 1 + len(obs_space.shape or ())
         self._gamma32 = np.float32(self.gamma)
+        self._env_action_dtype = env.action_space.dtype
         self._ones = _read_only(np.ones(1, bool))
         self._no_episode = EpisodeStats(finished=_read_only(np.zeros(1, bool)),
                                         returns=_read_only(np.zeros(1, np.float32)),
@@ -326,14 +327,15 @@ class HostAdapter:
             return step.next_obs, step.episodes if step.episodes.finished.any() else None
         if self._obs is None:
             raise RuntimeError("HostAdapter.step_into: call reset() before step_into()")
-        env_actions = actions.astype(self.env.action_space.dtype)
-        obs, reward, terminated, truncated, _ = self._single.step(env_actions[0])
-        transitions.obs_tm1[k] = self._obs
-        transitions.a_tm1[k] = actions
+        obs, reward, terminated, truncated, _ = self._single.step(
+            actions.astype(self._env_action_dtype)[0])
+        obs_tm1, a_tm1, r_t, discount_t, obs_t = transitions
+        obs_tm1[k] = self._obs
+        a_tm1[k] = actions
         reward = np.float32(reward)
-        transitions.r_t[k] = reward
-        transitions.discount_t[k] = 0.0 if terminated else self._gamma32
-        obs_t = transitions.obs_t[k]
+        r_t[k] = reward
+        discount_t[k] = 0.0 if terminated else self._gamma32
+        obs_t = obs_t[k]
         obs_t[0] = obs
         self._returns[0] += reward
         self._lengths[0] += 1
