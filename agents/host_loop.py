@@ -441,7 +441,8 @@ class StatePacker:
                 leaves.append(None if large is None else large[entry[1]])
                 continue
             _, group, offset, size, shape, _, impl = entry
-            x = groups[self._index[group]][offset:offset + size].reshape(shape)
+            x = jax.lax.slice_in_dim(groups[self._index[group]], offset, offset + size)
+            x = x.reshape(shape)
             leaves.append(x if impl is None else jax.random.wrap_key_data(x, impl=impl))
         return jax.tree.unflatten(self._treedef, leaves)
 
