@@ -17,9 +17,10 @@ With `update_every=K > 1` the adapter writes K steps into one block of arrays
 the acting parameters are those of the last update, which is exact for agents whose acting
 parameters change only every K steps (DQN with `train_every=K`: the learning step is the
 last of each block) and wrong for Sarsa-style agents whose `act` needs the action chosen by
-the previous `update` (they keep `update_every=1`). Step k of a block acts with the key
-`fold_in(state.key, k)` and the exploration schedule at its own step (`state.step + k N`),
-exactly as K separate calls would:
+the previous `update` (they keep `update_every=1`). After each block update the loop splits
+an acting key off the agent's key (as the K = 1 loop does after every update, so acting
+never reuses a key of the update's chain), and step k of the block acts with
+`fold_in(act_key, k)` and the exploration schedule at its own step (`state.step + k N`):
 
 - an agent with `epsilon_greedy` (`agents.base.EpsilonGreedyActing`, e.g. DQN) gets the
   exploration of the whole block from the block update (one call), so steps where every
@@ -241,7 +242,7 @@ class HostLoop:
         adapter writes each step's transitions straight into the block's arrays."""
         jitted = self._functions(state)
         K = self.update_every
-        packed, draws, first = jitted.pack(state, obs)
+        packed, act_key, draws, first = jitted.pack(state, obs)
         explore_all, explore_any, random_actions, explore, noise = _host_plan(draws, K)
         returns, lengths, losses = [], [], []
         step_into, greedy, act, update = (self.adapter.step_into, jitted.greedy, jitted.act,
@@ -253,7 +254,7 @@ class HostLoop:
             if k == 0:  # computed with the block's update
                 actions = np.asarray(first)
             elif draws is None:
-                actions = np.asarray(act(packed, obs, np.int32(k)))
+                actions = np.asarray(act(packed, act_key, obs, np.int32(k)))
             elif explore_all[k]:
                 actions = random_actions[k]
             else:
@@ -266,7 +267,8 @@ class HostLoop:
                 lengths.extend(episodes.lengths[episodes.finished].tolist())
             k += 1
             if k == K:
-                packed, metrics, draws, first = update(packed, transitions, lasts, obs)
+                packed, metrics, act_key, draws, first = update(packed, transitions, lasts,
+                                                                obs)
                 losses.append(metrics)
                 explore_all, explore_any, random_actions, explore, noise = _host_plan(draws, K)
                 transitions, lasts = transition_block(K)  # fresh: never reused
@@ -312,28 +314,36 @@ class HostLoop:
             return scan_updates(agent.update, state, transitions, lasts)
 
         def plan(state, obs):
-            """The exploration of the next K steps and the actions of the first (on `obs`):
-            its act dispatch is saved by computing it with the block update."""
+            """Splits the block's acting key off the agent's key (as the K = 1 loop splits
+            one off after every update: acting never reuses a key of the update's chain),
+            draws the exploration of the next K steps and acts on the first (`obs`), which
+            saves that step's dispatch."""
+            key, act_key = jax.random.split(state.key)
+            state = state._replace(key=key)
             if acting is None:
-                return None, agent.act(jax.random.fold_in(state.key, 0), state, obs)
-            draws = acting.draws(state.key, state, K, N)
+                return state, act_key, None, agent.act(
+                    jax.random.fold_in(act_key, 0), state, obs)
+            draws = acting.draws(act_key, state, K, N)
             greedy = acting.greedy(state.params, obs, draws.noise[0])
-            return draws, jnp.where(draws.explore[0], draws.random_actions[0], greedy)
+            return (state, act_key, draws,
+                    jnp.where(draws.explore[0], draws.random_actions[0], greedy))
 
         def pack_and_plan(state, obs):
-            return packer.pack(state), *plan(state, obs)
+            state, act_key, draws, first = plan(state, obs)
+            return packer.pack(state), act_key, draws, first
 
         def update(packed, transitions, lasts, next_obs):
             state, metrics = update_many(packer.unpack(packed), transitions, lasts)
-            return (packer.pack(state), (metrics["loss"], metrics["learned"]),
-                    *plan(state, next_obs))
+            state, act_key, draws, first = plan(state, next_obs)
+            return (packer.pack(state), (metrics["loss"], metrics["learned"]), act_key,
+                    draws, first)
 
         def greedy(groups, obs, noise):
             return acting.greedy(packer.unpack((groups, None)).params, obs, noise)
 
-        def act(packed, obs, index):  # step `index` of a block, as `acting.draws` has it
+        def act(packed, act_key, obs, index):  # step `index` of a block, as in `draws`
             state = packer.unpack(packed)
-            key = jax.random.fold_in(state.key, index)
+            key = jax.random.fold_in(act_key, index)
             return agent.act(key, state._replace(step=state.step + index * N), obs)
 
         jitted = _Functions(
@@ -350,11 +360,12 @@ class _Functions(NamedTuple):
 
     first_act: Any  # (state, obs) -> (packed, actions)                          K = 1
     step: Any  # (packed, transition, last, next_obs) -> (packed, actions, metrics)
-    pack: Any  # (state, obs) -> (packed, next block's draws or None, first actions)  K > 1
+    pack: Any  # (state, obs) -> (packed, act key, draws or None, first actions)     K > 1
     unpack: Any  # packed -> state
-    update: Any  # (packed, transitions, lasts, next obs) -> (packed, metrics, draws, first)
+    update: Any  # (packed, transitions, lasts, next obs) -> (packed, metrics, act key,
+    #              draws, first actions)
     greedy: Any  # (packed groups, obs, noise) -> actions (epsilon-greedy agents)
-    act: Any  # (packed, obs, index in the block) -> actions (other agents)
+    act: Any  # (packed, act key, obs, index in the block) -> actions (other agents)
     update_one: Any  # (state, transition, last) -> (state, metrics): a block's leftover
 
 

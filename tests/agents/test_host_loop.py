@@ -109,3 +109,29 @@ def test_init_is_one_program_and_still_checks_hyperparameters():
     with pytest.raises(ValueError, match="unknown hyperparameter"):
         loop.init(jax.random.key(0), example, {"lr": 0.1})
     adapter.close()
+
+
+def test_block_acting_keys_never_reuse_a_key_of_the_update_chain():
+    """Acting keys are split off the agent's key after each block update; the update's own
+    chain (K splits of the key, each giving the next key and a learning key) never meets
+    them. (Folding the step index into the agent's key directly would: `split(key)` is
+    `(fold_in(key, 0), fold_in(key, 1))`.)"""
+    from envs.host import make_host_env
+
+    K = 5
+    agent = dqn(2, DQNConfig(**SMALL))
+    adapter = make_host_env("CartPole-v1", num_envs=1, gamma=0.99, seed=0)
+    loop = HostLoop(agent, adapter, update_every=K)
+    state = loop.init(jax.random.key(0), jnp.zeros(4))
+    jitted = loop._functions(state)
+    packed, act_key, _, _ = jitted.pack(state, np.zeros((1, 4), np.float32))
+    after = jitted.unpack(packed)
+    data = lambda k: tuple(np.asarray(jax.random.key_data(k)).tolist())  # noqa: E731
+    chain, key = set(), after.key
+    for _ in range(K):  # what the next block's K updates derive from the agent's key
+        key, k_learn = jax.random.split(key)
+        chain |= {data(key), data(k_learn), data(jax.random.split(k_learn, 1)[0])}
+    acting = {data(jax.random.fold_in(act_key, k)) for k in range(K)} | {data(act_key)}
+    assert len(acting) == K + 1 and not acting & chain
+    assert data(state.key) not in acting
+    adapter.close()
