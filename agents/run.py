@@ -313,7 +313,8 @@ def plot_learning_curve(metrics_path: pathlib.Path, out_path: pathlib.Path, swep
     ax.set_ylabel("mean episode return (training)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    if groups:  # no episode ended yet: an empty plot, without a legend
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out_path, dpi=100)
     plt.close(fig)
