@@ -377,22 +377,16 @@ def dqn(num_actions: int, config: DQNConfig = DQNConfig(), name: str = "dqn") ->
 
         learner = (state.params, state.target_params, state.opt_state,
                    _priorities(state.replay), state.extra["updates"])
+        carry = (jnp.zeros((), jnp.int32), state.replay, learner,
+                 jnp.zeros((num_updates,), jnp.float32))
         if num_updates <= config.train_every:
-            # At most one learning step is due: write up to it, learn, write the rest.
-            end = jnp.where(due.any(), jnp.argmax(due), num_updates - 1)
-            replay_state = buffer.add(state.replay, flat, item_update <= end)
-            learner = (*learner[:3], _priorities(replay_state), learner[4])
-            learner, loss, _ = learn_if(
-                due[end], learner, replay_state, state.hparams, learn_keys[end])
-            if config.prioritized:
-                replay_state = replay_state._replace(**learner[3])
-            replay_state = buffer.add(replay_state, flat, item_update > end)
-            losses = jnp.where(index == end, loss, 0.0)
+            # At most one learning step is due: one segment up to it (no loop), then the
+            # rest of the block is written.
+            end, replay_state, learner, losses = segment(carry)
+            replay_state = buffer.add(replay_state, flat, item_update >= end)
         else:
             _, replay_state, learner, losses = jax.lax.while_loop(
-                lambda carry: carry[0] < num_updates, segment,
-                (jnp.zeros((), jnp.int32), state.replay, learner,
-                 jnp.zeros((num_updates,), jnp.float32)))
+                lambda carry: carry[0] < num_updates, segment, carry)
         params, target_params, opt_state, _, updates = learner
         state = state._replace(
             params=params, target_params=target_params, opt_state=opt_state,

@@ -240,40 +240,49 @@ class HostAdapter:
         return HostStep(transition, valid, next_obs.copy(), episodes, info)
 
     def _step_single(self, env_actions: np.ndarray) -> HostStep:
-        """`step` of a one-env SyncVectorEnv in SAME_STEP mode, without its per-step
-        overhead: the sub-env gets the same calls in the same order (`step`, and `reset`
-        after an episode end) and `info` is built with the vector env's own `_add_info`, so
-        the result equals the general path's (a test compares them step by step)."""
+        """`step` of a one-env SyncVectorEnv in SAME_STEP mode (see `_step_single_into`)."""
+        transitions, lasts = self.transition_block(1)
+        next_obs, episodes, infos = self._step_single_into(env_actions, transitions, lasts, 0)
+        transition = Transition(*(field[0] for field in transitions))
+        return HostStep(transition, self._ones, next_obs.copy(),
+                        episodes or self._no_episode, infos)
+
+    def _step_single_into(self, env_actions: np.ndarray, transitions: Transition,
+                          lasts: np.ndarray, k: int) -> tuple:
+        """One step of the single sub-env, written into row k, without the vector env's
+        per-step overhead: the sub-env gets the same calls in the same order (`step`, and
+        `reset` after an episode end) and `info` is built with the vector env's own
+        `_add_info`, so the result equals the general path's (tests compare them step by
+        step). Returns `(next_obs, EpisodeStats or None, info)`."""
         vector_env = self.env
         obs, reward, terminated, truncated, env_info = self._single.step(env_actions[0])
-        infos = {}
-        obs_t = np.array(obs, dtype=self._obs_dtype, ndmin=self._obs_ndim)
-        if terminated or truncated:
-            infos = vector_env._add_info(infos, {"final_obs": obs, "final_info": env_info}, 0)
-            obs, env_info = self._single.reset()
-            next_obs = np.array(obs, dtype=self._obs_dtype, ndmin=self._obs_ndim)
-        else:
-            next_obs = obs_t
-        if env_info:
-            infos = vector_env._add_info(infos, env_info, 0)
+        obs_tm1, a_tm1, r_t, discount_t, obs_t = transitions
+        obs_tm1[k] = self._obs
+        a_tm1[k] = env_actions
         reward = np.float32(reward)  # the vector env's float64 reward, cast as in `step`
-        transition = Transition(
-            obs_tm1=self._obs, a_tm1=env_actions.astype(self._action_dtype),
-            r_t=np.array([reward]),
-            discount_t=np.array([0.0 if terminated else self._gamma32], np.float32),
-            obs_t=obs_t)
+        r_t[k] = reward
+        discount_t[k] = 0.0 if terminated else self._gamma32
+        obs_t = obs_t[k]
+        obs_t[0] = obs
         self._returns[0] += reward
         self._lengths[0] += 1
-        if terminated or truncated:
+        infos = {}
+        lasts[k] = ended = terminated or truncated
+        if ended:
+            infos = vector_env._add_info(infos, {"final_obs": obs, "final_info": env_info}, 0)
+            obs, env_info = self._single.reset()
+            self._obs = np.array(obs, dtype=self._obs_dtype, ndmin=self._obs_ndim)
             episodes = EpisodeStats(finished=np.ones(1, bool),
                                     returns=self._returns.astype(np.float32),
                                     lengths=self._lengths.astype(np.int32))
             self._returns[0] = 0.0
             self._lengths[0] = 0
         else:
-            episodes = self._no_episode
-        self._obs = next_obs
-        return HostStep(transition, self._ones, next_obs.copy(), episodes, infos)
+            self._obs = obs_t
+            episodes = None
+        if env_info:
+            infos = vector_env._add_info(infos, env_info, 0)
+        return self._obs, episodes, infos
 
     def transition_block(self, num_steps: int) -> tuple[Transition, np.ndarray]:
         """Empty arrays for `num_steps` steps of the N envs, for `step_into`.
@@ -327,31 +336,9 @@ class HostAdapter:
             return step.next_obs, step.episodes if step.episodes.finished.any() else None
         if self._obs is None:
             raise RuntimeError("HostAdapter.step_into: call reset() before step_into()")
-        obs, reward, terminated, truncated, _ = self._single.step(
-            actions.astype(self._env_action_dtype)[0])
-        obs_tm1, a_tm1, r_t, discount_t, obs_t = transitions
-        obs_tm1[k] = self._obs
-        a_tm1[k] = actions
-        reward = np.float32(reward)
-        r_t[k] = reward
-        discount_t[k] = 0.0 if terminated else self._gamma32
-        obs_t = obs_t[k]
-        obs_t[0] = obs
-        self._returns[0] += reward
-        self._lengths[0] += 1
-        if terminated or truncated:
-            lasts[k] = True
-            obs, _ = self._single.reset()
-            self._obs = np.array(obs, dtype=self._obs_dtype, ndmin=self._obs_ndim)
-            episodes = EpisodeStats(finished=np.ones(1, bool),
-                                    returns=self._returns.astype(np.float32),
-                                    lengths=self._lengths.astype(np.int32))
-            self._returns[0] = 0.0
-            self._lengths[0] = 0
-            return self._obs.copy(), episodes
-        lasts[k] = False
-        self._obs = obs_t
-        return obs_t, None
+        next_obs, episodes, _ = self._step_single_into(
+            actions.astype(self._env_action_dtype), transitions, lasts, k)
+        return (next_obs.copy() if episodes is not None else next_obs), episodes
 
     def random_actions(self) -> np.ndarray:
         """Uniformly random actions `[N, ...]` (seeded by `seed`), in the canonical dtype."""
