@@ -28,15 +28,16 @@ float32. Observation spaces: `Box`, `Discrete`, `MultiDiscrete`, `MultiBinary`.
     obs = step.next_obs
 """
 
-import functools
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import gymnasium
 import jax
 import numpy as np
 from gymnasium import spaces
-from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, VectorEnv
+from gymnasium.vector import AutoresetMode, SyncVectorEnv, VectorEnv
 
+from envs.gym_factory import make_gym_vector_env
 from tdkit.types import Transition
 
 _OBS_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
@@ -419,12 +420,18 @@ def make_host_env(
     seed: int | None = None,
     max_episode_steps: int | None = None,
     context: str | None = "spawn",
+    *,
+    wrappers: Sequence[Any] = (),
     **env_kwargs: Any,
 ) -> HostAdapter:
-    """Builds N copies of a registered Gymnasium env and wraps them in a `HostAdapter`.
+    """Builds N copies of a Gymnasium env and wraps them in a `HostAdapter`.
+
+    The vector env comes from `envs.gym_factory.make_gym_vector_env`, the factory that also
+    makes the envs of evaluation and video, so the spaces agree.
 
     Args:
-      env_id: a registered id, e.g. "CartPole-v1" (or "module:Env-v0").
+      env_id: a registered id, e.g. "CartPole-v1" (tdkit ids work unprefixed:
+        "RandomWalk-v0"; "module:Env-v0" imports `module` first).
       num_envs: N, a positive int.
       gamma: the discount factor in [0, 1].
       asynchronous: one worker process per sub-env (`AsyncVectorEnv`) instead of stepping
@@ -437,6 +444,9 @@ def make_host_env(
       context: multiprocessing start method for `asynchronous=True`. "spawn" (default) is
         safe with JAX's threads, unlike "fork"; scripts then need the usual
         `if __name__ == "__main__":` guard.
+      wrappers: Gymnasium wrappers applied in order to each sub-env: strings
+        `[module.]Name[:key=value,...]` (as given to `--wrapper`), `WrapperSpec`s or
+        callables `env -> env` (see `envs.gym_factory`).
       **env_kwargs: passed to `gymnasium.make`.
 
     Returns:
@@ -444,16 +454,10 @@ def make_host_env(
     """
     if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs <= 0:
         raise ValueError(f"make_host_env: `num_envs` must be a positive int, got {num_envs!r}")
-    mode = AutoresetMode(autoreset_mode)
-    # Resolve the spec here, so that workers started with "spawn" need no registration.
-    spec = gymnasium.spec(env_id)
-    make = functools.partial(
-        gymnasium.make, spec, max_episode_steps=max_episode_steps, **env_kwargs)
-    env_fns = [make] * num_envs
-    if asynchronous:
-        vector_env = AsyncVectorEnv(env_fns, context=context, autoreset_mode=mode)
-    else:
-        vector_env = SyncVectorEnv(env_fns, autoreset_mode=mode)
+    vector_env = make_gym_vector_env(
+        env_id, num_envs, wrappers=wrappers, autoreset_mode=autoreset_mode,
+        vectorization_mode="async" if asynchronous else "sync", context=context,
+        max_episode_steps=max_episode_steps, **env_kwargs)
     try:
         return HostAdapter(vector_env, gamma, seed=seed)
     except ValueError:

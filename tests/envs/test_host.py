@@ -430,3 +430,23 @@ def test_seed_makes_first_reset_reproducible():
     reference = [gymnasium.make("CartPole-v1").reset(seed=3 + i)[0] for i in range(2)]
     np.testing.assert_allclose(a.reset(), np.stack(reference), rtol=1e-6)
     a.close()
+
+
+@pytest.mark.parametrize("num_envs", [1, 3])
+def test_make_host_env_applies_wrappers_to_each_sub_env(num_envs):
+    # The wrappers of training are those of evaluation (envs.gym_factory); one env keeps
+    # the adapter's direct path.
+    wrappers = ["FrameStackObservation:stack_size=2", "ClipReward:max_reward=0.5"]
+    with make_host_env("CartPole-v1", num_envs, GAMMA, seed=0, wrappers=wrappers) as adapter:
+        assert (adapter._single is not None) == (num_envs == 1)
+        assert adapter.single_observation_space.shape == (2, 4)
+        obs = adapter.reset()
+        step = adapter.step(np.zeros(num_envs, np.int64))
+    reference = gymnasium.make("CartPole-v1")
+    first, _ = reference.reset(seed=0)
+    second, *_ = reference.step(0)
+    np.testing.assert_array_equal(obs[0], [first, first])  # padded with the reset obs
+    np.testing.assert_array_equal(step.transition.obs_t[0], [first, second])
+    np.testing.assert_array_equal(step.transition.r_t, np.full(num_envs, 0.5, np.float32))
+    with pytest.raises(ValueError, match="--wrapper 'Nope': unknown wrapper"):
+        make_host_env("CartPole-v1", 1, GAMMA, wrappers=["Nope"])

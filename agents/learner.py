@@ -1,0 +1,107 @@
+"""Learners: the update maths of a deep TD agent as one pure function.
+
+    state = learner.init(key, example_obs, hparams)              # LearnerState
+    state, info = learner.step(state, batch, weights, hparams)    # one gradient step
+
+A learner knows nothing of environments, replay, n-step windows, learning starts, target
+updates or blocks of updates: those belong to a driver (`agents.replay_driver` for
+off-policy learners on a replay buffer, `agents.rollout_driver` for on-policy learners on
+`[T, N]` rollouts), which turns a learner into an `agents.base.Agent` for both training
+loops. This is the shape of rlax's `examples/simple_dqn.py` (`LearnerState` plus a pure
+`learner_step`) and Stoix's `learner_fn`: a new deep TD agent is one learner module.
+
+`hparams` is the dict of float32 scalars of the agent's numeric hyperparameters (traced
+under `jax.vmap` when seeds or sweeps train together); learners read what they need
+(`learning_rate`, ...) and never cache it in a closure at build time.
+"""
+
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
+
+import chex
+import jax
+import jax.numpy as jnp
+import optax
+
+Array = chex.Array
+
+
+class LearnerState(NamedTuple):
+    """What a learner learns, as arrays.
+
+    Attributes:
+      params: online parameters (any pytree; e.g. `{"actor": ..., "critic": ...}`).
+      target_params: target-network parameters (the driver updates them).
+      opt_state: optax state.
+      step: int32 `[]`, gradient steps taken so far.
+    """
+
+    params: Any
+    target_params: Any
+    opt_state: Any
+    step: Array
+
+
+class Learner(NamedTuple):
+    """The update maths of an agent, as pure functions.
+
+    Attributes:
+      init: `init(key, example_obs, hparams) -> LearnerState`; `example_obs` is ONE
+        observation `[O...]`.
+      step: `step(state, batch, weights, hparams) -> (state, info)`: one gradient step on
+        `batch` (a `tdkit.Transition` with a leading `[B]` for replay learners; a `[T, N]`
+        rollout for rollout learners), `weights` float32 `[B]` (importance weights; ones
+        for uniform replay). `info["loss"]` is a float32 `[]`; replay learners also return
+        `info["priorities"]`, float32 `[B]` (e.g. `|TD error|`), for prioritized replay.
+        `state.step` is incremented by the learner; target parameters are left to the driver.
+      action_values: `action_values(params, obs) -> [N, A]`, the values that acting is
+        greedy on (expected values for distributional learners) for observations `[N, O...]`.
+      name: the learner's name.
+      default_hparams: the learner's numeric hyperparameters and their defaults.
+      check_hparams: optional `check_hparams(hparams) -> None`, raises ValueError naming an
+        invalid (concrete) hyperparameter; drivers call it in `init`, also under `jit`
+        (traced values are skipped).
+    """
+
+    init: Callable[..., LearnerState]
+    step: Callable[..., tuple[LearnerState, dict]]
+    action_values: Callable[..., Array]
+    name: str
+    default_hparams: Mapping[str, float]
+    check_hparams: Callable[[Mapping[str, Any]], None] | None = None
+
+
+def make_optimizer(name: str, learning_rate: Any, decay_steps: int | None = None,
+                   max_grad_norm: float | None = None) -> optax.GradientTransformation:
+    """An optax optimizer by name, with an optional linear learning-rate decay and clipping.
+
+    The decay is an optax schedule (`learning_rate * (1 - min(count / decay_steps, 1))`, the
+    count kept by the optimizer's own state), so nothing walks the optimizer state.
+    `learning_rate` may be traced (a swept hyperparameter): build the optimizer inside the
+    traced function that uses it, in `init` and in `step` alike.
+
+    Args:
+      name: an optax optimizer taking `learning_rate` (`"adam"`, `"rmsprop"`, `"sgd"`, ...).
+      learning_rate: float `[]`, the (initial) step size.
+      decay_steps: decay linearly to 0 over this many steps; None keeps it constant.
+      max_grad_norm: clip the global gradient norm first; None: no clipping.
+    """
+    if not hasattr(optax, name):
+        raise ValueError(f"`optimizer` {name!r} is not an optax optimizer")
+    if decay_steps is not None:
+        initial = learning_rate
+
+        def learning_rate(count):  # an optax schedule: `count` is the optimizer's step count
+            return initial * (1.0 - jnp.minimum(count.astype(jnp.float32) / decay_steps, 1.0))
+    opt = getattr(optax, name)(learning_rate=learning_rate)
+    if max_grad_norm is not None:
+        opt = optax.chain(optax.clip_by_global_norm(max_grad_norm), opt)
+    return opt
+
+
+def copy_tree(tree: Any) -> Any:
+    """A copy of every leaf (no two leaves of a state may share a buffer: the host loop
+    donates its state to XLA)."""
+    import jax.numpy as jnp
+
+    return jax.tree.map(jnp.copy, tree)
