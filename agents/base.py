@@ -9,7 +9,8 @@ is the TRUE next observation (the final one at an episode end) and whose `discou
 is `gamma * (1 - terminated)`; `last` marks transitions that end an episode (terminated
 OR truncated), so agents with per-episode state (eligibility traces, the next Sarsa action)
 can reset it. Both training loops (`agents.jax_loop`, `agents.host_loop`) drive agents
-through exactly these three functions.
+through exactly these three functions; the host loop's fast path (`agents.host_fast`) also
+uses an agent's optional `FastPath`.
 
 Numeric hyperparameters that a sweep may vary (learning rate, discount, exploration, ...)
 live in `AgentState.hparams` as float32 scalars, so `jax.vmap` over a batch of states trains
@@ -70,6 +71,27 @@ class EpsilonGreedyActing(NamedTuple):
     greedy: Callable[..., Array]
 
 
+class FastPath(NamedTuple):
+    """Optional extras an agent offers to the host loop's fast path (`agents.host_fast`),
+    which probes `Agent.fast_path` for them; the reference loops use `init/act/update` only.
+
+    Attributes:
+      update_every: K, how many steps the host loop may batch into one update dispatch
+        (exact when the acting parameters change only every K steps, e.g. DQN with
+        `train_every = K`; 1 for agents whose `act` needs every update).
+      update_block: optional `update_block(state, transitions, lasts) -> (state, metrics)`
+        for K transitions at once (leading `[K]` on `transitions`, `lasts [K, N]` and on
+        every metric): the same result as `update` applied K times in order (`lax.scan`),
+        computed faster where the agent can (None: the fast loop scans `update`).
+      epsilon_greedy: optional `EpsilonGreedyActing` for agents whose `act` is epsilon-greedy
+        on `params` alone; the fast loop then draws each block's exploration in advance.
+    """
+
+    update_every: int = 1
+    update_block: Callable[..., tuple[AgentState, dict]] | None = None
+    epsilon_greedy: EpsilonGreedyActing | None = None
+
+
 class Agent(NamedTuple):
     """An agent as pure functions plus what the loops need to know.
 
@@ -80,15 +102,10 @@ class Agent(NamedTuple):
       act: `act(key, state, obs, evaluation=False) -> actions [N]`; `evaluation=True` acts
         greedily (a static flag).
       update: `update(state, transition, last) -> (state, metrics)`, `metrics` a dict of
-        float32 scalars (e.g. `loss`).
+        float32 scalars (`loss`, and `learned`, a bool: whether a gradient step was taken).
       name: the agent's registry name.
       default_hparams: dict of the default numeric hyperparameters.
-      update_block: optional `update_block(state, transitions, lasts) -> (state, metrics)`
-        for K transitions at once (leading `[K]` on `transitions`, `lasts [K, N]` and on
-        every metric): the same result as `update` applied K times in order (`lax.scan`),
-        computed faster where the agent can (None: the host loop scans `update`).
-      epsilon_greedy: optional `EpsilonGreedyActing` for agents whose `act` is epsilon-greedy
-        on `params` alone; the host loop then draws each block's exploration in advance.
+      fast_path: optional `FastPath` for the host loop's fast path (None: none).
     """
 
     init: Callable[..., AgentState]
@@ -96,8 +113,7 @@ class Agent(NamedTuple):
     update: Callable[..., tuple[AgentState, dict]]
     name: str
     default_hparams: Mapping[str, float]
-    update_block: Callable[..., tuple[AgentState, dict]] | None = None
-    epsilon_greedy: EpsilonGreedyActing | None = None
+    fast_path: FastPath | None = None
 
 
 def scan_updates(update: Callable, state: AgentState, transitions: Any, lasts: Array

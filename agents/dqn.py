@@ -2,7 +2,7 @@
 
     learner = dqn_learner(num_actions, DQNConfig())
     state = learner.init(key, example_obs, hparams)
-    state, info = learner.step(state, batch, weights, hparams)   # one gradient step
+    state, info = learner.step(state, batch, weights, hparams, key)   # one gradient step
 
 The update maths only: a `tdkit.values.mlp` Q-network, the TD loss `tdkit.losses.td_loss`
 (`q_learning` or `double_q_learning`, Huber or l2) weighted by importance weights, optional
@@ -87,9 +87,9 @@ def dqn_learner(num_actions: int, config: DQNConfig = DQNConfig(), name: str = "
                 ) -> Learner:
     """The DQN (or, with `config.double`, Double DQN) learner for `[O]` float observations.
 
-    `step(state, batch, weights, hparams)`: `batch` a `tdkit.Transition` `[B]`, `weights`
-    float32 `[B]`; the loss is `mean_b(weights[b] * loss(delta_b))` with `delta_b` the
-    (double) Q-learning TD error against `state.target_params`; `info = {"loss": [],
+    `step(state, batch, weights, hparams, key)` (`key` unused): `batch` a `tdkit.Transition`
+    `[B]`, `weights` float32 `[B]`; the loss is `mean_b(weights[b] * loss(delta_b))` with
+    `delta_b` the (double) Q-learning TD error against `state.target_params`; `info = {"loss": [],
     "priorities": |delta| [B]}`. Reads `hparams["learning_rate"]`.
     """
     value_fn = values.mlp(config.hidden_sizes, num_actions, layer_norm=config.layer_norm)
@@ -110,7 +110,8 @@ def dqn_learner(num_actions: int, config: DQNConfig = DQNConfig(), name: str = "
                             opt_state=copy_tree(optimizer(hparams).init(params)),
                             step=jnp.zeros((), jnp.int32))
 
-    def step(state, batch, weights, hparams):
+    def step(state, batch, weights, hparams, key):
+        del key  # DQN's update is deterministic given the batch
         def mean_loss(params):
             per_example, td_error = jax.vmap(loss_aux, in_axes=(None, None, 0, 0))(
                 params, state.target_params, batch, weights)

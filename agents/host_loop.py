@@ -4,167 +4,35 @@
     state = loop.init(key, example_obs, hparams)
     state, obs, stats = loop.run(state, obs, num_iterations)
 
-Per iteration the environments step on the host (numpy) and ONE jitted call does the agent's
-`update` on the new transitions followed by its `act` on the next observations, so there is
-one device dispatch per environment step and no recompilation (the transition shapes never
-change: the adapter runs in SAME_STEP autoreset mode, every transition is valid, and
-`obs_t` is the true final observation at episode ends). Losses stay on the device until the
-end of a chunk.
+Per iteration: `agent.act` on the current observations (one jitted call), the N
+environments step on the host (numpy), and `agent.update` on the new transitions (one
+jitted call, the state donated so the replay buffer is updated in place). The adapter runs
+in SAME_STEP autoreset mode, so every transition is valid and `obs_t` is the TRUE final
+observation at an episode end; `discount_t = gamma * (1 - terminated)`. The transition
+shapes never change, so each function compiles once. Acting uses a key split off the
+agent's key after every update (`key, act_key = split(state.key)`).
 
-With `update_every=K > 1` the adapter writes K steps into one block of arrays
-(`HostAdapter.step_into`) and the K updates run in one jitted call (the agent's
-`update_block` where it has one, else a `lax.scan` of `update`). Between two block updates
-the acting parameters are those of the last update, which is exact for agents whose acting
-parameters change only every K steps (DQN with `train_every=K`: the learning step is the
-last of each block) and wrong for Sarsa-style agents whose `act` needs the action chosen by
-the previous `update` (they keep `update_every=1`). After each block update the loop splits
-an acting key off the agent's key (as the K = 1 loop does after every update, so acting
-never reuses a key of the update's chain), and step k of the block acts with
-`fold_in(act_key, k)` and the exploration schedule at its own step (`state.step + k N`):
-
-- an agent with `epsilon_greedy` (`agents.base.EpsilonGreedyActing`, e.g. DQN) gets the
-  exploration of the whole block from the block update (one call), so steps where every
-  environment explores need no dispatch at all, and the others one small greedy call on the
-  parameters;
-- any other agent gets one `act` call per step;
-- the first action of a block comes out of the block's update call itself.
-
-Between dispatches the agent state stays packed into one flat array per dtype plus the
-replay arrays (`StatePacker`): JAX's dispatch costs about a microsecond per array argument
-on the CPU, and a DQN state has about fifty.
-
-On the CPU, call `inline_cpu_dispatch()` before JAX first runs (the gym backend of
-`agents.run.train` does): the loop is sequential, and JAX's asynchronous CPU dispatch then
-costs more in thread hand-offs than the small `act` and `update` computations themselves.
-For small networks `pin_to_one_cpu()` (`train.py --pin-cpu`) saves XLA's hand-offs to
-worker threads on other cores as well.
+This is the reference loop, written to be read. `agents.host_fast.FastHostLoop` computes
+the same thing with fewer dispatches (and, with blocks of updates, faster still).
 """
 
-import pathlib
-import sys
-import time
 from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from agents.base import Agent, AgentState, merge_hparams, scan_updates
-
-
-def inline_cpu_dispatch() -> bool:
-    """Makes JAX run CPU computations inline on the calling thread, if JAX has not started.
-
-    The host loop is sequential: every environment step waits for `act`, and the first
-    `act` after a block of updates waits for them. With JAX's default asynchronous CPU
-    dispatch each call hands its work to a worker thread and wakes the Python thread when it
-    is done; for a small network those wake-ups across cores cost more than the computation.
-    DQN on Gymnasium's CartPole-v1 with CleanRL's hyperparameters ran at 5-6k environment
-    steps/s with asynchronous dispatch and 9-10k inline, on a 2-core VM. Inline dispatch
-    does not change any result.
-
-    This sets `jax_cpu_enable_async_dispatch = False`, which JAX reads once, when it creates
-    its CPU client, so it has an effect only before JAX's first computation.
-
-    Returns:
-      True if CPU computations will run inline (now set, or set earlier); False if JAX's
-      backends were already initialised with asynchronous dispatch (nothing is changed).
-    """
-    if not _async_cpu_dispatch():
-        return True
-    if _jax_started():
-        return False
-    jax.config.update("jax_cpu_enable_async_dispatch", False)
-    return True
-
-
-def pin_to_one_cpu() -> int | None:
-    """Pins this process (every thread, and those it starts later) to one CPU, the idlest
-    over 50 ms, if JAX has not started and the process may run on several.
-
-    With inline dispatch the host loop runs one computation at a time, but XLA still hands
-    parts of each (its dot and fusion kernels) to worker threads on the other cores, and for
-    a small network those hand-offs cost more than they save: DQN on Gymnasium's
-    CartPole-v1 with CleanRL's hyperparameters (MLP 120-84, batch 128) trained 500k steps in
-    27 s pinned against 33 s unpinned on a 2-core VM, with the same result. For large
-    networks, whose kernels gain from several cores, do not pin. Linux only.
-
-    Returns:
-      The CPU now used, or None if nothing was changed (JAX already started, one CPU
-      already, or no `os.sched_setaffinity`).
-    """
-    import os
-
-    if not hasattr(os, "sched_setaffinity") or _jax_started():
-        return None
-    allowed = os.sched_getaffinity(0)
-    if len(allowed) <= 1:
-        return None
-    cpu = _idlest_cpu(allowed)
-    try:
-        threads = [int(t) for t in os.listdir("/proc/self/task")]
-    except OSError:
-        threads = [0]
-    for thread in threads:
-        try:
-            os.sched_setaffinity(thread, {cpu})
-        except OSError:  # a thread that ended meanwhile
-            pass
-    os.sched_setaffinity(0, {cpu})
-    return cpu
-
-
-def _idlest_cpu(allowed: set, seconds: float = 0.05) -> int:
-    """Of the `allowed` CPUs, the one with the most idle time over `seconds` (from
-    /proc/stat; the lowest-numbered one where that cannot be read): a pinned process cannot
-    move away from a busy core."""
-
-    def idle_times():
-        times = {}
-        with open("/proc/stat") as f:
-            for line in f:
-                name, *fields = line.split()
-                if name.startswith("cpu") and name[3:].isdigit():
-                    times[int(name[3:])] = int(fields[3]) + int(fields[4])  # idle + iowait
-        return times
-
-    try:
-        before = idle_times()
-        time.sleep(seconds)
-        after = idle_times()
-        return max(sorted(allowed), key=lambda cpu: after.get(cpu, 0) - before.get(cpu, 0))
-    except (OSError, ValueError, IndexError):
-        return min(allowed)
-
-
-def _jax_started() -> bool:
-    try:
-        from jax._src import xla_bridge
-
-        return xla_bridge.backends_are_initialized()
-    except (ImportError, AttributeError):  # private API moved: assume a fresh process
-        return False
-
-
-def _pinned_cpu() -> int | None:
-    import os
-
-    allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
-    return next(iter(allowed)) if len(allowed) == 1 else None
-
-
-def _async_cpu_dispatch() -> bool:
-    return bool(jax.config.values.get("jax_cpu_enable_async_dispatch", True))
-
-
-class HostLoopState(NamedTuple):
-    """What the host loop checkpoints: the agent state with a leading member axis of 1."""
-
-    agent: AgentState
+from agents.base import Agent, AgentState
 
 
 class ChunkStats(NamedTuple):
-    """Host-side statistics of one chunk."""
+    """Host-side statistics of one chunk.
+
+    Attributes:
+      episode_returns: returns of the episodes that ended, in order.
+      episode_lengths: their lengths.
+      losses: float `[L]`, the losses of the updates that took a gradient step.
+      steps: environment steps taken (iterations x N).
+    """
 
     episode_returns: list
     episode_lengths: list
@@ -173,30 +41,31 @@ class ChunkStats(NamedTuple):
 
 
 class HostLoop:
-    """Drives an `Agent` on a `envs.host.HostAdapter`.
+    """Drives an `Agent` on an `envs.host.HostAdapter`, one `act` and one `update` per step.
 
     Args:
       agent: the `Agent`.
       adapter: a `HostAdapter` in SAME_STEP (or DISABLED) autoreset mode.
     """
 
-    def __init__(self, agent: Agent, adapter: Any, update_every: int = 1):
+    def __init__(self, agent: Agent, adapter: Any):
         from gymnasium.vector import AutoresetMode
 
         if adapter.autoreset_mode == AutoresetMode.NEXT_STEP:
             raise ValueError("HostLoop needs an adapter in SAME_STEP or DISABLED autoreset mode")
-        if isinstance(update_every, bool) or not isinstance(update_every, int) or (
-                update_every < 1):
-            raise ValueError(f"HostLoop: `update_every` must be an int >= 1, got {update_every!r}")
         self.agent = agent
         self.adapter = adapter
         self.num_envs = adapter.num_envs
-        self.update_every = update_every
-
-        self._jitted = None  # (state signature, _Functions): see `_functions`
         self._init = jax.jit(
             lambda key, obs, items: agent.init(key, obs, self.num_envs, dict(items)),
             static_argnums=2)
+
+        def act(state, obs):
+            key, act_key = jax.random.split(state.key)
+            return state._replace(key=key), agent.act(act_key, state, obs)
+
+        self.act = jax.jit(act, donate_argnums=0)
+        self.update = jax.jit(agent.update, donate_argnums=0)
 
     def init(self, key: jax.Array, example_obs: Any, hparams: dict | None = None) -> AgentState:
         """The agent's initial state, built by one compiled program (op by op, a network's
@@ -206,371 +75,26 @@ class HostLoop:
         return self._init(key, np.asarray(example_obs), items)
 
     def run(self, state: AgentState, obs: np.ndarray, num_iterations: int,
-            should_stop=lambda: False):
-        """Runs `num_iterations` environment steps of all N envs.
+            should_stop=lambda: False) -> tuple[AgentState, np.ndarray, ChunkStats]:
+        """Runs up to `num_iterations` steps of all N envs (fewer once `should_stop()`).
 
         Returns:
           `(state, obs, ChunkStats)`; `obs` is the observation to continue from.
         """
-        if self.update_every > 1:
-            return self._run_blocks(state, obs, num_iterations, should_stop)
-        jitted = self._functions(state)
-        packed, actions = jitted.first_act(state, obs)
         returns, lengths, losses = [], [], []
-        adapter = self.adapter
+        iterations = 0
         for _ in range(num_iterations):
-            step = adapter.step(np.asarray(actions), check=False)  # valid by construction
-            # NumPy arrays go straight into the jitted step (no per-field device transfer).
+            state, actions = self.act(state, obs)
+            step = self.adapter.step(np.asarray(actions))
+            state, metrics = self.update(state, step.transition, step.episodes.finished)
+            losses.append((metrics["loss"], metrics["learned"]))
             finished = step.episodes.finished
-            packed, actions, metrics = jitted.step(packed, step.transition, finished,
-                                                   step.next_obs)
-            losses.append(metrics)
-            if finished.any():
-                returns.extend(step.episodes.returns[finished].tolist())
-                lengths.extend(step.episodes.lengths[finished].tolist())
+            returns.extend(step.episodes.returns[finished].tolist())
+            lengths.extend(step.episodes.lengths[finished].tolist())
             obs = step.next_obs
+            iterations += 1
             if should_stop():
                 break
-        state = jitted.unpack(packed)
         losses = jax.device_get(losses)
-        learned = np.array([float(loss) for loss, ok in losses if ok])
-        return state, obs, ChunkStats(returns, lengths, learned, len(losses) * self.num_envs)
-
-    def _run_blocks(self, state, obs, num_iterations, should_stop):
-        """`update_every = K > 1`: one update dispatch per K steps, at most one act dispatch
-        per step (none on steps where an epsilon-greedy agent explores in every env); the
-        adapter writes each step's transitions straight into the block's arrays."""
-        jitted = self._functions(state)
-        K = self.update_every
-        packed, act_key, draws, first = jitted.pack(state, obs)
-        explore_all, explore_any, random_actions, explore, noise = _host_plan(draws, K)
-        returns, lengths, losses = [], [], []
-        step_into, greedy, act, update = (self.adapter.step_into, jitted.greedy, jitted.act,
-                                          jitted.update)
-        transition_block = self.adapter.transition_block
-        transitions, lasts = transition_block(K)
-        k = blocks = 0
-        for _ in range(num_iterations):
-            if k == 0:  # computed with the block's update
-                actions = np.asarray(first)
-            elif draws is None:
-                actions = np.asarray(act(packed, act_key, obs, np.int32(k)))
-            elif explore_all[k]:
-                actions = random_actions[k]
-            else:
-                actions = np.asarray(greedy(packed[0], obs, noise[k]))
-                if explore_any[k]:
-                    actions = np.where(explore[k], random_actions[k], actions)
-            obs, episodes = step_into(actions, transitions, lasts, k)
-            if episodes is not None:
-                returns.extend(episodes.returns[episodes.finished].tolist())
-                lengths.extend(episodes.lengths[episodes.finished].tolist())
-            k += 1
-            if k == K:
-                packed, metrics, act_key, draws, first = update(packed, transitions, lasts,
-                                                                obs)
-                losses.append(metrics)
-                explore_all, explore_any, random_actions, explore, noise = _host_plan(draws, K)
-                transitions, lasts = transition_block(K)  # fresh: never reused
-                k = 0
-                blocks += 1
-            if should_stop():
-                break
-        steps = blocks * K + k
-        state = jitted.unpack(packed)
-        for i in range(k):  # a block cut short: update on its steps one by one
-            transition = jax.tree.map(lambda x, i=i: x[i], transitions)
-            state, metrics = jitted.update_one(state, transition, lasts[i])
-            losses.append((metrics["loss"][None], metrics["learned"][None]))
-        losses = jax.device_get(losses)
-        learned = np.array([float(loss) for block, oks in losses
-                            for loss, ok in zip(block, oks, strict=True) if ok])
-        return state, obs, ChunkStats(returns, lengths, learned, steps * self.num_envs)
-
-    def _functions(self, state):
-        """The loops' jitted functions for states shaped like `state` (built once)."""
-        signature = jax.tree.structure(state), tuple(
-            (jnp.shape(x), jnp.result_type(x)) for x in jax.tree.leaves(state))
-        if self._jitted is not None and self._jitted[0] == signature:
-            return self._jitted[1]
-        agent, K, N = self.agent, self.update_every, self.num_envs
-        packer = StatePacker(state)
-        acting = agent.epsilon_greedy
-
-        def first_act(state, obs):  # K = 1
-            key, k_act = jax.random.split(state.key)
-            return packer.pack(state._replace(key=key)), agent.act(k_act, state, obs)
-
-        def update_then_act(packed, transition, last, next_obs):  # K = 1
-            state, metrics = agent.update(packer.unpack(packed), transition, last)
-            key, k_act = jax.random.split(state.key)
-            state = state._replace(key=key)
-            return (packer.pack(state), agent.act(k_act, state, next_obs),
-                    (metrics["loss"], metrics["learned"]))
-
-        def update_many(state, transitions, lasts):
-            if agent.update_block is not None:
-                return agent.update_block(state, transitions, lasts)
-            return scan_updates(agent.update, state, transitions, lasts)
-
-        def plan(state, obs):
-            """Splits the block's acting key off the agent's key (as the K = 1 loop splits
-            one off after every update: acting never reuses a key of the update's chain),
-            draws the exploration of the next K steps and acts on the first (`obs`), which
-            saves that step's dispatch."""
-            key, act_key = jax.random.split(state.key)
-            state = state._replace(key=key)
-            if acting is None:
-                return state, act_key, None, agent.act(
-                    jax.random.fold_in(act_key, 0), state, obs)
-            draws = acting.draws(act_key, state, K, N)
-            greedy = acting.greedy(state.params, obs, draws.noise[0])
-            return (state, act_key, draws,
-                    jnp.where(draws.explore[0], draws.random_actions[0], greedy))
-
-        def pack_and_plan(state, obs):
-            state, act_key, draws, first = plan(state, obs)
-            return packer.pack(state), act_key, draws, first
-
-        def update(packed, transitions, lasts, next_obs):
-            state, metrics = update_many(packer.unpack(packed), transitions, lasts)
-            state, act_key, draws, first = plan(state, next_obs)
-            return (packer.pack(state), (metrics["loss"], metrics["learned"]), act_key,
-                    draws, first)
-
-        def greedy(groups, obs, noise):
-            return acting.greedy(packer.unpack((groups, None)).params, obs, noise)
-
-        def act(packed, act_key, obs, index):  # step `index` of a block, as in `draws`
-            state = packer.unpack(packed)
-            key = jax.random.fold_in(act_key, index)
-            return agent.act(key, state._replace(step=state.step + index * N), obs)
-
-        jitted = _Functions(
-            first_act=jax.jit(first_act), step=jax.jit(update_then_act, donate_argnums=0),
-            pack=jax.jit(pack_and_plan), unpack=jax.jit(packer.unpack),
-            update=jax.jit(update, donate_argnums=0), greedy=jax.jit(greedy),
-            act=jax.jit(act), update_one=jax.jit(agent.update, donate_argnums=0))
-        self._jitted = (signature, jitted)
-        return jitted
-
-
-class _Functions(NamedTuple):
-    """The host loop's jitted functions; the state crosses them packed (`StatePacker`)."""
-
-    first_act: Any  # (state, obs) -> (packed, actions)                          K = 1
-    step: Any  # (packed, transition, last, next_obs) -> (packed, actions, metrics)
-    pack: Any  # (state, obs) -> (packed, act key, draws or None, first actions)     K > 1
-    unpack: Any  # packed -> state
-    update: Any  # (packed, transitions, lasts, next obs) -> (packed, metrics, act key,
-    #              draws, first actions)
-    greedy: Any  # (packed groups, obs, noise) -> actions (epsilon-greedy agents)
-    act: Any  # (packed, act key, obs, index in the block) -> actions (other agents)
-    update_one: Any  # (state, transition, last) -> (state, metrics): a block's leftover
-
-
-def _host_plan(draws, num_steps):
-    """A block's exploration on the host: per step, whether every / any env explores, the
-    random actions, the explore mask and the tie-breaking noise (numpy); for agents without
-    draws, nothing explores in advance."""
-    if draws is None:
-        return [False] * num_steps, [False] * num_steps, None, None, None
-    explore = np.asarray(draws.explore)
-    return (explore.all(axis=1).tolist(), explore.any(axis=1).tolist(),
-            np.asarray(draws.random_actions), explore, np.asarray(draws.noise))
-
-
-class StatePacker:
-    """Packs an `AgentState` into one flat array per dtype, plus the replay's large arrays.
-
-    JAX's dispatch of a jitted call costs about a microsecond per array argument or result
-    on the CPU, and a DQN state has about fifty arrays, most of them small (parameters,
-    optimizer moments, counters, hyperparameters). Packed, a block update passes a handful:
-    the flat groups (float32, int32, the PRNG key's uint32 data, ...) and the replay's
-    arrays (its storage, priorities), which are large, so they stay as they are and are
-    updated in place (donated); the replay's scalars (position, size) go into the groups.
-
-    `pack` and `unpack` are traceable (call them inside `jax.jit`); `unpack(pack(s))`
-    equals `s` leaf for leaf, PRNG keys included.
-
-    Args:
-      example: an `AgentState` with the shapes and dtypes to pack.
-    """
-
-    def __init__(self, example: AgentState):
-        with_paths, self._treedef = jax.tree.flatten_with_path(example)
-        # per leaf: ("large", index) or ("packed", group, offset, size, shape, dtype, impl)
-        self._layout = []
-        sizes: dict = {}
-        num_large = 0
-        for path, leaf in with_paths:
-            shape, dtype = jnp.shape(leaf), jnp.result_type(leaf)
-            if getattr(path[0], "name", None) == "replay" and len(shape) >= 1:
-                self._layout.append(("large", num_large))
-                num_large += 1
-                continue
-            impl = None
-            if jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
-                impl = jax.random.key_impl(leaf)
-                data = jax.eval_shape(jax.random.key_data, leaf)
-                shape, dtype = data.shape, data.dtype
-            group = np.dtype(dtype)
-            size = int(np.prod(shape, dtype=np.int64))
-            self._layout.append(("packed", group, sizes.get(group, 0), size, shape,
-                                 jnp.result_type(leaf), impl))
-            sizes[group] = sizes.get(group, 0) + size
-        self.groups = tuple(sizes)
-        self._index = {group: i for i, group in enumerate(self.groups)}
-
-    def pack(self, state: AgentState) -> tuple:
-        """`((one 1-D array per dtype group), (the replay's large arrays))`."""
-        leaves = jax.tree.leaves(state)
-        if len(leaves) != len(self._layout):
-            raise ValueError(f"StatePacker.pack: the state has {len(leaves)} arrays, the "
-                             f"packer was built for {len(self._layout)}")
-        parts = {group: [] for group in self.groups}
-        large = []
-        for leaf, entry in zip(leaves, self._layout, strict=True):
-            if entry[0] == "large":
-                large.append(leaf)
-                continue
-            _, group, _, _, _, dtype, impl = entry
-            if jnp.result_type(leaf) != dtype:
-                raise ValueError(f"StatePacker.pack: a state array has dtype "
-                                 f"{jnp.result_type(leaf)}, the packer expects {dtype}")
-            x = jax.random.key_data(leaf) if impl is not None else leaf
-            parts[group].append(jnp.ravel(x))
-        return tuple(jnp.concatenate(parts[group]) for group in self.groups), tuple(large)
-
-    def unpack(self, packed: tuple) -> AgentState:
-        """The `AgentState` of `pack`'s output (the replay's large arrays may be None, for
-        functions that do not read them)."""
-        groups, large = packed
-        leaves = []
-        for entry in self._layout:
-            if entry[0] == "large":
-                leaves.append(None if large is None else large[entry[1]])
-                continue
-            _, group, offset, size, shape, _, impl = entry
-            x = jax.lax.slice_in_dim(groups[self._index[group]], offset, offset + size)
-            x = x.reshape(shape)
-            leaves.append(x if impl is None else jax.random.wrap_key_data(x, impl=impl))
-        return jax.tree.unflatten(self._treedef, leaves)
-
-
-def train_host(plan, run_dir: pathlib.Path, resuming: bool, progress: bool,
-               stop_after_chunks: int | None) -> dict:
-    """The gym backend of `agents.run.train` (one member)."""
-    from agents import run as run_lib
-    from agents.checkpoint import Checkpointer
-    from envs.host import make_host_env
-
-    start = time.perf_counter()
-    config = plan.config
-    hparams = {**plan.spec.default_hparams, **plan.settings[0]}
-    adapter = make_host_env(config.env, num_envs=config.num_envs,
-                            gamma=float(hparams["gamma"]), seed=config.seed)
-    loop = HostLoop(plan.agent, adapter, plan.spec.host_update_every(plan.agent_config))
-    obs = adapter.reset(seed=config.seed)
-    state = loop.init(jax.random.key(config.seed), obs[0], hparams)
-    checkpoints = Checkpointer(run_dir / "checkpoints")
-    done_chunks = 0
-    if resuming:
-        latest = checkpoints.latest_step()
-        if latest is None:
-            raise run_lib.RunError(f"'{run_dir}' has no checkpoint to resume from")
-        state = checkpoints.restore(HostLoopState(_add_axis(state))).agent
-        state = jax.tree.map(lambda x: x[0], state)
-        done_chunks = latest
-    writer = run_lib.MetricsWriter(
-        run_dir / "metrics.csv", run_lib.metric_columns(plan), done_chunks)
-    bar = run_lib.progress_bar(plan, done_chunks * plan.steps_per_chunk, progress)
-    interrupted = False
-    chunks_this_call = 0
-    completed = saved = done_chunks  # chunks trained, and covered by the latest checkpoint
-    last_save = time.perf_counter()
-
-    def save():
-        nonlocal saved, last_save
-        checkpoints.save(completed, HostLoopState(_add_axis(state)))
-        saved, last_save = completed, time.perf_counter()
-
-    with run_lib._Interrupt() as interrupt:
-        for chunk in range(done_chunks, plan.num_chunks):
-            t0 = time.perf_counter()
-            new_state, obs, stats = loop.run(
-                state, obs, plan.iterations_per_chunk, lambda: interrupt.requested)
-            seconds = time.perf_counter() - t0
-            if not np.all(np.isfinite(stats.losses)):
-                step = int(new_state.step)
-                last = checkpoints.latest_step()
-                bar.close()
-                raise run_lib.RunError(
-                    f"the loss became NaN near environment step {step}; training stopped and "
-                    + (f"the last good checkpoint (chunk {last}) is kept in "
-                       f"{run_dir / 'checkpoints'}" if last is not None else
-                       "no checkpoint was written before it"), code=1)
-            if stats.steps < plan.steps_per_chunk:  # interrupted mid-chunk: drop its steps
-                interrupted = True
-                break
-            state = new_state
-            completed = chunk + 1
-            chunks_this_call += 1
-            stop = interrupt.requested or (stop_after_chunks is not None
-                                           and chunks_this_call >= stop_after_chunks)
-            if (stop or completed == plan.num_chunks
-                    or time.perf_counter() - last_save >= config.checkpoint_seconds):
-                save()
-            n = len(stats.episode_returns)
-            writer.append([{
-                "chunk": chunk, "member": 0, "seed": config.seed,
-                **{name: hparams[name] for name in plan.swept},
-                "step": int(state.step), "episodes": n,
-                "mean_return": f"{np.mean(stats.episode_returns):.4f}" if n else "",
-                "mean_length": f"{np.mean(stats.episode_lengths):.2f}" if n else "",
-                "loss": f"{stats.losses.mean():.6g}" if stats.losses.size else "",
-                "eval_return": "", "best_eval_return": "", "seconds": f"{seconds:.3f}",
-                "steps_per_second": f"{stats.steps / seconds:.1f}",
-                "wall_time": f"{time.time():.3f}"}])
-            bar.update(plan.steps_per_chunk)
-            bar.set_postfix({"steps/s": f"{stats.steps / seconds:,.0f}",
-                             "return": f"{np.mean(stats.episode_returns):.1f}" if n else "-"})
-            if stop:
-                interrupted = completed < plan.num_chunks
-                break
-    if saved < completed:  # Ctrl-C mid-chunk: keep every chunk that was completed
-        save()
-    bar.close()
-    adapter.close()
-    done = checkpoints.latest_step() or 0
-    summary = {"run_dir": str(run_dir), "backend": "gym", "members": 1, "chunks_done": done,
-               "chunks_total": plan.num_chunks, "steps": done * plan.steps_per_chunk,
-               "train_seconds": time.perf_counter() - start, "interrupted": interrupted,
-               "cpu_dispatch": "async" if _async_cpu_dispatch() else "inline",
-               "pinned_cpu": _pinned_cpu() if config.pin_cpu else None,
-               "evaluation": None}
-    run_lib.plot_learning_curve(run_dir / "metrics.csv", run_dir / "learning_curve.png",
-                                plan.swept, f"{config.agent} on {config.env}")
-    if interrupted:
-        print(f"stopped after chunk {done} of {plan.num_chunks}; continue with: "
-              f"python scripts/train.py --resume {run_dir}", file=sys.stderr)
-        return summary
-    if config.eval_episodes > 0:
-        summary["evaluation"] = run_lib.evaluate_members(
-            plan, HostLoopState(_add_axis(state)), run_dir)
-    return summary
-
-
-def state_template(plan) -> HostLoopState:
-    """Shapes of the checkpointed state of a gym-backend run (for restoring)."""
-    hparams = merge_hparams(plan.spec.default_hparams, plan.settings[0])
-    example = plan.observation_space.sample()
-    state = jax.eval_shape(
-        lambda key: plan.agent.init(key, example, plan.config.num_envs, hparams),
-        jax.random.key(0))
-    return HostLoopState(jax.tree.map(
-        lambda s: jax.ShapeDtypeStruct((1,) + s.shape, s.dtype), state))
-
-
-def _add_axis(tree: Any) -> Any:
-    return jax.tree.map(lambda x: jnp.asarray(x)[None], tree)
+        learned = np.array([float(loss) for loss, ok in losses if ok], np.float64)
+        return state, obs, ChunkStats(returns, lengths, learned, iterations * self.num_envs)

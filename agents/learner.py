@@ -1,7 +1,7 @@
 """Learners: the update maths of a deep TD agent as one pure function.
 
     state = learner.init(key, example_obs, hparams)              # LearnerState
-    state, info = learner.step(state, batch, weights, hparams)    # one gradient step
+    state, info = learner.step(state, batch, weights, hparams, key)   # one gradient step
 
 A learner knows nothing of environments, replay, n-step windows, learning starts, target
 updates or blocks of updates: those belong to a driver (`agents.replay_driver` for
@@ -48,12 +48,14 @@ class Learner(NamedTuple):
     Attributes:
       init: `init(key, example_obs, hparams) -> LearnerState`; `example_obs` is ONE
         observation `[O...]`.
-      step: `step(state, batch, weights, hparams) -> (state, info)`: one gradient step on
-        `batch` (a `tdkit.Transition` with a leading `[B]` for replay learners; a `[T, N]`
-        rollout for rollout learners), `weights` float32 `[B]` (importance weights; ones
-        for uniform replay). `info["loss"]` is a float32 `[]`; replay learners also return
-        `info["priorities"]`, float32 `[B]` (e.g. `|TD error|`), for prioritized replay.
-        `state.step` is incremented by the learner; target parameters are left to the driver.
+      step: `step(state, batch, weights, hparams, key) -> (state, info)`: one update on
+        `batch` (a `tdkit.Transition` with a leading `[B]` for replay learners; an
+        `agents.rollout_driver.Rollout` `[T, N]` for rollout learners), `weights` float32
+        `[B]` (importance weights; ones for uniform replay; None for rollouts), `key` a
+        PRNG key of the learner's own (noise, sampled quantiles, minibatch order).
+        `info["loss"]` is a float32 `[]`; replay learners also return `info["priorities"]`,
+        float32 `[B]` (e.g. `|TD error|`), for prioritized replay. `state.step` is
+        incremented by the learner; target parameters are left to the driver.
       action_values: `action_values(params, obs) -> [N, A]`, the values that acting is
         greedy on (expected values for distributional learners) for observations `[N, O...]`.
       name: the learner's name.

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import optax
 
 from agents import exploration
-from agents.base import Agent, AgentState, merge_hparams, scan_updates
+from agents.base import Agent, AgentState, FastPath, merge_hparams, scan_updates
 from agents.learner import Learner, LearnerState
 from tdkit import nstep, replay
 from tdkit.types import Transition
@@ -104,6 +104,9 @@ def validate(config: ReplayConfig, hparams: dict, agent: str) -> None:
 
 
 _PRIORITY_FIELDS = ("priorities", "max_priority", "sum_tree", "min_tree")
+# The learner's key is `fold_in(sample key, LEARNER_STREAM)`: a stream of its own, apart from
+# the sampling key's splits (`split(k)` is `fold_in(k, 0), fold_in(k, 1)`).
+LEARNER_STREAM = 0x1EA4
 
 
 def replay_agent(learner: Learner, config: ReplayConfig, num_actions: int,
@@ -118,7 +121,8 @@ def replay_agent(learner: Learner, config: ReplayConfig, num_actions: int,
       name: the agent's name (default: the learner's).
 
     Returns:
-      An `Agent` with `update_block` and `epsilon_greedy`; `hparams` are the learner's
+      An `Agent` with a `FastPath` (blocks of `train_every` updates, exploration drawn in
+      advance); `hparams` are the learner's
       plus `gamma`, `epsilon_start`, `epsilon_end`, `tau` and `importance_beta`.
     """
     name = name or learner.name
@@ -155,14 +159,15 @@ def replay_agent(learner: Learner, config: ReplayConfig, num_actions: int,
             return {}
         return {field: getattr(replay_state, field) for field in _PRIORITY_FIELDS}
 
-    def learner_step(carry, sample, hp):
-        """One learner step on a sampled batch, then the target update; the replay state is
-        only used (and changed) for its priorities."""
+    def learner_step(carry, sample, hp, key):
+        """One learner step on a sampled batch (`key`: the sampling key), then the target
+        update; the replay state is only used (and changed) for its priorities."""
         learner_state, replay_state = carry
         batch, indices, weights = sample
         if not config.prioritized:
             weights = jnp.ones_like(weights)
-        learner_state, info = learner.step(learner_state, batch, weights, hp)
+        learner_state, info = learner.step(learner_state, batch, weights, hp,
+                                           jax.random.fold_in(key, LEARNER_STREAM))
         if config.prioritized:
             replay_state = buffer.update_priorities(replay_state, indices, info["priorities"])
         if config.target_update == "periodic":
@@ -176,7 +181,7 @@ def replay_agent(learner: Learner, config: ReplayConfig, num_actions: int,
     def sample_and_step(carry, key, hp):
         learner_state, replay_state = carry
         sample = buffer.sample(key, replay_state, config.batch_size, beta=hp["importance_beta"])
-        return learner_step(carry, sample, hp)
+        return learner_step(carry, sample, hp, key)
 
     # A "learner carry" is (LearnerState, priority arrays): what a training round changes.
     def learn(carry, replay_state, hp, key):
@@ -188,12 +193,12 @@ def replay_agent(learner: Learner, config: ReplayConfig, num_actions: int,
             lambda c, k: sample_and_step(c, k, hp), (learner_state, replay_state), keys)
         return (learner_state, priorities_of(replay_state)), loss.mean(), jnp.ones((), bool)
 
-    def learn_sampled(carry, replay_lite, sample, hp):
-        """One learner step on a batch sampled outside `lax.cond`; `replay_lite` is the
-        replay state without its storage (the priorities are all a step changes)."""
+    def learn_sampled(carry, replay_lite, sample, hp, key):
+        """One learner step on a batch sampled outside `lax.cond` with `key`; `replay_lite`
+        is the replay state without its storage (the priorities are all a step changes)."""
         learner_state, priorities = carry
         (learner_state, replay_lite), loss = learner_step(
-            (learner_state, replay_lite._replace(**priorities)), sample, hp)
+            (learner_state, replay_lite._replace(**priorities)), sample, hp, key)
         return (learner_state, priorities_of(replay_lite)), loss, jnp.ones((), bool)
 
     def skip(carry, *unused):
@@ -210,7 +215,7 @@ def replay_agent(learner: Learner, config: ReplayConfig, num_actions: int,
         sample = buffer.sample(k_sample, replay_state, config.batch_size,
                                beta=hp["importance_beta"])
         return jax.lax.cond(should_learn, learn_sampled, skip, carry,
-                            replay_state._replace(storage=()), sample, hp)
+                            replay_state._replace(storage=()), sample, hp, k_sample)
 
     def carry_of(state, replay_state):
         return (LearnerState(state.params, state.target_params, state.opt_state,
@@ -308,5 +313,6 @@ def replay_agent(learner: Learner, config: ReplayConfig, num_actions: int,
                        "epsilon": acting.epsilon_at(steps, state.hparams)}
 
     return Agent(init=init, act=acting.act, update=update, name=name,
-                 default_hparams=dict(default_hparams), update_block=update_block,
-                 epsilon_greedy=acting.acting)
+                 default_hparams=dict(default_hparams),
+                 fast_path=FastPath(update_every=config.train_every,
+                                    update_block=update_block, epsilon_greedy=acting.acting))

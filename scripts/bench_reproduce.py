@@ -4,7 +4,7 @@
     python scripts/bench_reproduce.py figure-7.2 figure-10.2 --no-all
 
 Each experiment runs in a fresh Python process, so its time includes every compilation
-(`seconds` of `agents.experiments.run_experiment`: the computation, compilation included,
+(`seconds` of `agents.textbook.run_experiment`: the computation, compilation included,
 without interpreter start-up and imports). Then `scripts/reproduce.py all` (plots included)
 is timed end to end as one command. The table compares with plain-NumPy reference times
 (2-core CPU, the same run counts) where they are known; the target is 10x faster including
@@ -35,9 +35,9 @@ TARGET_ALL_SECONDS = 120.0
 
 _CHILD = """
 import json, sys
-from agents import experiments
-result = experiments.run_experiment(sys.argv[1], runs=None if sys.argv[2] == "-" else
-                                    int(sys.argv[2]), seed=0)
+from agents import textbook
+result = textbook.run_experiment(sys.argv[1], runs=None if sys.argv[2] == "-" else
+                                 int(sys.argv[2]), seed=0)
 print(json.dumps({"seconds": result["seconds"], "runs": result["runs"]}))
 """
 
@@ -70,7 +70,7 @@ def time_all(runs: int | None) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from agents import experiments
+    from agents import textbook
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("experiments", nargs="*", metavar="EXPERIMENT",
@@ -81,11 +81,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="skip timing `reproduce.py all` as one command")
     parser.add_argument("--json", default=None, help="also write the timings to this file")
     args = parser.parse_args(argv)
-    names = args.experiments or list(experiments.EXPERIMENTS)
-    unknown = sorted(set(names) - set(experiments.EXPERIMENTS))
+    names = args.experiments or textbook.names()
+    unknown = sorted(set(names) - set(textbook.EXPERIMENTS))
     if unknown:
         parser.error(f"unknown experiment(s) {unknown}; valid: "
-                     f"{', '.join(experiments.EXPERIMENTS)}")
+                     f"{', '.join(textbook.EXPERIMENTS)}")
 
     load_before = os.getloadavg()
     rows = []

@@ -7,22 +7,22 @@
 
 Each experiment writes OUT/<experiment>.json ({"experiment", "runs", "seconds", "series"})
 and OUT/<experiment>.png, and prints a table of what it measured next to what the book
-reports. The experiments live in `agents.experiments`; this script only parses, prints and
+reports. The experiments live in `agents.textbook`; this script only parses, prints and
 saves.
 """
 
 import argparse
 import sys
 
-from agents import experiments
+from agents import textbook
 
 
 def main(argv: list[str] | None = None) -> int:
-    names = list(experiments.EXPERIMENTS)
+    names = textbook.names()
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
         epilog="experiments: " + ", ".join(
-            f"{n} ({e.default_runs} runs)" for n, e in experiments.EXPERIMENTS.items()))
+            f"{n} ({e.default_runs} runs)" for n, e in textbook.EXPERIMENTS.items()))
     parser.add_argument("experiment", choices=names + ["all"], metavar="EXPERIMENT",
                         help="one of: " + ", ".join(names) + ", or all")
     parser.add_argument("--runs", type=int, default=None,
@@ -45,10 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     selected = names if args.experiment == "all" else [args.experiment]
     total = 0.0
     for name in selected:
-        result = experiments.run_experiment(name, runs=args.runs, seed=args.seed)
+        result = textbook.run_experiment(name, runs=args.runs, seed=args.seed)
         total += result["seconds"]
-        print(experiments.format_table(result))
-        paths = experiments.save_result(result, args.out, plot=not args.no_plot)
+        print(textbook.format_table(result))
+        paths = textbook.save_result(result, args.out, plot=not args.no_plot)
         print("  wrote " + ", ".join(str(p) for p in paths.values()) + "\n", flush=True)
     if len(selected) > 1:
         print(f"total compute time {total:.1f} s for {len(selected)} experiments")

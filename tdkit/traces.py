@@ -23,7 +23,7 @@ observation, and everything after it is ignored, so a batch of episodes vmaps.
 The pieces of the n-step and off-line lambda-return passes are public
 (`n_step_prefix`, `n_step_window`, `n_step_td_step`; `lambda_return_coefficients`,
 `offline_lambda_return_step`), so a caller can run the same maths over a stream of episodes
-back to back with its own bookkeeping (`agents.prediction` records errors as it goes).
+back to back with its own bookkeeping (`agents.textbook.prediction` records errors as it goes).
 """
 
 from collections.abc import Callable

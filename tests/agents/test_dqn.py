@@ -8,6 +8,7 @@ import pytest
 
 import envs
 from agents.dqn import DQNConfig, dqn
+from agents.host_fast import FastHostLoop
 from agents.host_loop import HostLoop
 from agents.jax_loop import make_jax_loop
 from tdkit.types import Transition
@@ -153,7 +154,7 @@ def test_host_loop_compiles_once():
     state, obs, stats = loop.run(state, obs, 40)
     state, obs, stats = loop.run(state, obs, 40)
     adapter.close()
-    assert loop._jitted[1].step._cache_size() == 1
+    assert loop.act._cache_size() == 1 and loop.update._cache_size() == 1
     assert stats.losses.size > 0 and np.isfinite(stats.losses).all()
     chex.assert_tree_all_finite(state.params)
 
@@ -179,7 +180,7 @@ def test_update_block_equals_scanned_updates(options):
     scanned = blocked = agent.init(jax.random.key(0), jnp.zeros(4), num_envs)
     rng = np.random.default_rng(0)
     scan_fn = jax.jit(scan_updates, static_argnums=0)
-    block_fn = jax.jit(agent.update_block)
+    block_fn = jax.jit(agent.fast_path.update_block)
 
     def comparable(state):  # node 0 of the priority trees is scratch space, never read
         state = state._replace(key=jax.random.key_data(state.key))
@@ -209,7 +210,7 @@ def test_epsilon_greedy_draws_are_the_draws_of_act():
     num_envs, num_steps = 4, 6
     state = agent.init(jax.random.key(1), jnp.zeros(4), num_envs)
     state = state._replace(step=jnp.int32(20))  # epsilon 0.525, falling 0.095 per entry
-    acting = agent.epsilon_greedy
+    acting = agent.fast_path.epsilon_greedy
     obs = jax.random.normal(jax.random.key(2), (num_envs, 4))
     for seed in range(20):
         key = jax.random.key(seed)
@@ -235,7 +236,7 @@ def test_host_loop_blocks_of_updates():
     adapter = make_host_env("CartPole-v1", num_envs=2, gamma=0.99, seed=0)
     agent = dqn(2, DQNConfig(**{**SMALL, "learning_starts": 8, "train_every": 5,
                                 "epsilon_decay_steps": 20}))
-    loop = HostLoop(agent, adapter, update_every=5)
+    loop = FastHostLoop(agent, adapter, update_every=5)
     obs = adapter.reset(seed=0)
     state = loop.init(jax.random.key(0), obs[0])
     state, obs, stats = loop.run(state, obs, 23)
@@ -250,4 +251,4 @@ def test_host_loop_blocks_of_updates():
     for fn in (jitted.pack, jitted.update, jitted.greedy, jitted.unpack, jitted.update_one):
         assert fn._cache_size() == 1
     with pytest.raises(ValueError, match="`update_every` must be an int >= 1"):
-        HostLoop(agent, adapter, update_every=0)
+        FastHostLoop(agent, adapter, update_every=0)

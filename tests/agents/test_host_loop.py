@@ -1,4 +1,4 @@
-"""Tests for agents.host_loop: the packed state, and the block loop's two ways of acting."""
+"""Tests for agents.host_loop: the reference loop, and the fast path computing the same run."""
 
 import chex
 import jax
@@ -7,131 +7,83 @@ import numpy as np
 import pytest
 
 from agents.dqn import DQNConfig, dqn
-from agents.host_loop import HostLoop, StatePacker
+from agents.host_fast import FastHostLoop
+from agents.host_loop import HostLoop
 from agents.tabular import TabularConfig, tabular_agent
 
 SMALL = dict(hidden_sizes=(8,), buffer_size=64, batch_size=4, learning_starts=8,
-             layer_norm=False, learning_rate_decay_steps=None, train_every=5,
-             epsilon_decay_steps=60)
+             layer_norm=False, learning_rate_decay_steps=None, epsilon_decay_steps=60)
 
 
 def _comparable(state):
     return state._replace(key=jax.random.key_data(state.key))
 
 
-@pytest.mark.parametrize("options", [dict(), dict(prioritized=True)])
-def test_state_packer_round_trip(options):
-    agent = dqn(2, DQNConfig(**{**SMALL, **options}))
-    state = agent.init(jax.random.key(3), jnp.zeros(4), 2)
-    state = state._replace(params=jax.tree.map(lambda x: x + 1.5, state.params))
-    packer = StatePacker(state)
-    groups, large = jax.jit(packer.pack)(state)
-    # one flat array per dtype (float32, int32, the key's uint32), the replay's arrays apart
-    assert sorted(str(g.dtype) for g in groups) == ["float32", "int32", "uint32"]
-    assert all(g.ndim == 1 for g in groups)
-    replay_arrays = [x for x in jax.tree.leaves(state.replay) if x.ndim >= 1]
-    assert len(large) == len(replay_arrays) == (8 if options else 5)
-    for x, y in zip(large, replay_arrays, strict=True):
-        np.testing.assert_array_equal(x, y)
-    assert len(jax.tree.leaves(state)) > 5 * len(groups) + len(large)
-    back = jax.jit(packer.unpack)((groups, large))
-    assert jax.tree.structure(back) == jax.tree.structure(state)
-    assert back.key.dtype == state.key.dtype
-    chex.assert_trees_all_equal(_comparable(back), _comparable(state))
-    chex.assert_trees_all_equal_dtypes(_comparable(back), _comparable(state))
-    with pytest.raises(ValueError, match="dtype"):
-        packer.pack(state._replace(step=state.step.astype(jnp.float32)))
-
-
-def test_state_packer_tabular_state():
-    agent = tabular_agent("sarsa", 5, 3, TabularConfig())
-    state = agent.init(jax.random.key(0), jnp.int32(0), 2)
-    packer = StatePacker(state)
-    back = packer.unpack(packer.pack(state))
-    chex.assert_trees_all_equal(_comparable(back), _comparable(state))
-
-
-def _run(agent, seed, iterations, chunks=2, num_envs=2, update_every=5):
+def _run(loop_cls, agent, env_id, seed, iterations, chunks, num_envs, **kwargs):
     from envs.host import make_host_env
 
-    adapter = make_host_env("CartPole-v1", num_envs=num_envs, gamma=0.99, seed=seed)
-    loop = HostLoop(agent, adapter, update_every=update_every)
+    adapter = make_host_env(env_id, num_envs=num_envs, gamma=0.99, seed=seed)
+    loop = loop_cls(agent, adapter, **kwargs)
     obs = adapter.reset(seed=seed)
     state = loop.init(jax.random.key(seed), obs[0])
-    returns = []
+    returns, losses, steps = [], [], 0
     for _ in range(chunks):
         state, obs, stats = loop.run(state, obs, iterations)
         returns += stats.episode_returns
+        losses += stats.losses.tolist()
+        steps += stats.steps
     adapter.close()
-    return loop, state, returns
+    return loop, state, returns, losses, steps
 
 
-def test_block_loop_acts_the_same_with_draws_in_advance_as_with_act():
-    """The epsilon-greedy path (exploration drawn per block, the network only where some
-    env acts greedily) gives exactly the run of the generic path (`act` every step, at
-    the exploration rate of its own step, not the block's first: with 4 envs and blocks of
-    10 a lagging rate would change about 8 actions during the decay)."""
-    agent = dqn(2, DQNConfig(**{**SMALL, "train_every": 10, "epsilon_decay_steps": 400}))
-    generic = agent._replace(epsilon_greedy=None)
-    run = dict(seed=4, iterations=40, num_envs=4, update_every=10)
-    loop, planned, returns = _run(agent, **run)
-    loop_generic, acted, returns_generic = _run(generic, **run)
-    assert loop._jitted[1].greedy._cache_size() == 1  # the greedy path ran
-    assert loop._jitted[1].act._cache_size() == 0
-    assert loop_generic._jitted[1].act._cache_size() == 1
-    assert int(planned.extra["updates"]) >= 6 and len(returns) >= 3
-    assert returns != [] and returns == returns_generic
-    chex.assert_trees_all_equal(_comparable(planned), _comparable(acted))
+@pytest.mark.parametrize("case", ["dqn", "sarsa"])
+def test_reference_loop_equals_the_fast_path_with_one_update_per_dispatch(case):
+    """The readable loop (act, step, update) and the fast path's K = 1 loop (packed state,
+    update-then-act in one call) give the same run, key for key, for an agent with a fast
+    path (DQN) and one without (tabular Sarsa)."""
+    if case == "dqn":
+        agent, env_id = dqn(2, DQNConfig(**SMALL)), "CartPole-v1"
+    else:
+        agent, env_id = tabular_agent("sarsa", 500, 6, TabularConfig()), "Taxi-v4"
+    run = dict(env_id=env_id, seed=3, iterations=60, chunks=1, num_envs=2)
+    loop, reference, returns, losses, steps = _run(HostLoop, agent, **run)
+    _, fast, fast_returns, fast_losses, fast_steps = _run(FastHostLoop, agent,
+                                                         update_every=1, **run)
+    assert steps == fast_steps == 2 * 30 * 2
+    assert returns == fast_returns and losses == fast_losses
+    if case == "dqn":
+        assert len(losses) > 0 and len(returns) > 0
+    # ... the fast path has split off the key of the (discarded) next action already
+    reference = reference._replace(key=jax.random.split(reference.key)[0])
+    chex.assert_trees_all_close(_comparable(reference), _comparable(fast), rtol=1e-6,
+                                atol=1e-6)
+    assert loop.act._cache_size() == 1 and loop.update._cache_size() == 1  # compiled once
 
 
-def test_block_loop_chunks_that_end_mid_block_continue_exactly():
-    """Chunks of 7 iterations with blocks of 5: leftovers are updated one by one, and the
-    run equals one with whole blocks up to the leftover's end."""
+def test_reference_loop_stops_when_asked():
     agent = dqn(2, DQNConfig(**SMALL))
-    _, state, _ = _run(agent, seed=1, iterations=7, chunks=3)
-    assert int(state.step) == 2 * 21 and int(state.replay.size) == 42
-    chex.assert_tree_all_finite(state.params)
+    calls = []
 
-
-def test_init_is_one_program_and_still_checks_hyperparameters():
     from envs.host import make_host_env
 
-    agent = dqn(2, DQNConfig(**SMALL))
-    adapter = make_host_env("CartPole-v1", num_envs=1, gamma=0.99, seed=0)
-    loop = HostLoop(agent, adapter, update_every=5)
-    example = jnp.zeros(4)
-    state = loop.init(jax.random.key(0), example, {"learning_rate": 0.01})
-    expected = agent.init(jax.random.key(0), example, 1, {"learning_rate": 0.01})
-    chex.assert_trees_all_close(_comparable(state), _comparable(expected))
-    assert loop._init._cache_size() == 1
-    with pytest.raises(ValueError, match="`learning_rate` must be > 0"):
-        loop.init(jax.random.key(0), example, {"learning_rate": -1.0})
-    with pytest.raises(ValueError, match="unknown hyperparameter"):
-        loop.init(jax.random.key(0), example, {"lr": 0.1})
+    adapter = make_host_env("CartPole-v1", num_envs=3, gamma=0.99, seed=0)
+    loop = HostLoop(agent, adapter)
+    obs = adapter.reset(seed=0)
+    state = loop.init(jax.random.key(0), obs[0])
+    state, obs, stats = loop.run(state, obs, 50, should_stop=lambda: len(calls.append(0) or
+                                                                          calls) >= 4)
     adapter.close()
+    assert stats.steps == 4 * 3 and int(state.step) == 12
+    assert np.isfinite(np.asarray(jax.tree.leaves(state.params)[0])).all()
 
 
-def test_block_acting_keys_never_reuse_a_key_of_the_update_chain():
-    """Acting keys are split off the agent's key after each block update; the update's own
-    chain (K splits of the key, each giving the next key and a learning key) never meets
-    them. (Folding the step index into the agent's key directly would: `split(key)` is
-    `(fold_in(key, 0), fold_in(key, 1))`.)"""
-    from envs.host import make_host_env
+def test_reference_loop_rejects_next_step_autoreset():
+    from gymnasium.vector import AutoresetMode
 
-    K = 5
-    agent = dqn(2, DQNConfig(**SMALL))
-    adapter = make_host_env("CartPole-v1", num_envs=1, gamma=0.99, seed=0)
-    loop = HostLoop(agent, adapter, update_every=K)
-    state = loop.init(jax.random.key(0), jnp.zeros(4))
-    jitted = loop._functions(state)
-    packed, act_key, _, _ = jitted.pack(state, np.zeros((1, 4), np.float32))
-    after = jitted.unpack(packed)
-    data = lambda k: tuple(np.asarray(jax.random.key_data(k)).tolist())  # noqa: E731
-    chain, key = set(), after.key
-    for _ in range(K):  # what the next block's K updates derive from the agent's key
-        key, k_learn = jax.random.split(key)
-        chain |= {data(key), data(k_learn), data(jax.random.split(k_learn, 1)[0])}
-    acting = {data(jax.random.fold_in(act_key, k)) for k in range(K)} | {data(act_key)}
-    assert len(acting) == K + 1 and not acting & chain
-    assert data(state.key) not in acting
-    adapter.close()
+    class Adapter:
+        autoreset_mode = AutoresetMode.NEXT_STEP
+        num_envs = 1
+
+    with pytest.raises(ValueError, match="SAME_STEP"):
+        HostLoop(dqn(2, DQNConfig(**SMALL)), Adapter())
+    assert jnp.zeros(()).shape == ()

@@ -1,4 +1,4 @@
-"""End-to-end tests of scripts/reproduce.py (the thin CLI over agents.experiments)."""
+"""End-to-end tests of scripts/reproduce.py (the thin CLI over agents.textbook)."""
 
 import importlib.util
 import json

@@ -1,4 +1,4 @@
-"""Tests of agents.prediction against plain NumPy loops of the book's algorithms.
+"""Tests of agents.textbook.prediction against plain NumPy loops of the book's algorithms.
 
 Episodes are sampled with tests/tdkit/mdps.py (independent of the code under test) and put
 back to back into a `Stream`; each oracle processes the same episodes one at a time.
@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from agents import prediction
+from agents.textbook import prediction
 from tests.tdkit import mdps
 
 N = 5  # states of the random walk
