@@ -98,7 +98,8 @@ def dqn_learner(num_actions: int, config: DQNConfig = DQNConfig(), name: str = "
     loss_aux = losses.td_loss(value_fn, rule, config.loss, has_aux=True)
     if config.per_example_max_norm is not None:
         clipped_grad = tdgrads.clipped_mean_grad(
-            loss_fn, config.per_example_max_norm, in_axes=(None, None, 0, 0))
+            loss_fn, config.per_example_max_norm, in_axes=(None, None, 0, 0),
+            structure=loss_fn.structure)
 
     def optimizer(hparams):
         return make_optimizer(config.optimizer, hparams["learning_rate"],

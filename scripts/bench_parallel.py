@@ -3,9 +3,10 @@
 1. Per-example gradient throughput (examples/s) of the CartPole Q-network (MLP [120, 84] on
    4-dim observations, 2 actions; `tdkit.losses.td_loss` with the `q_learning` rule on
    `tdkit.values.mlp`, random transitions) for batch sizes up to 65,536:
-   `unsharded` is `jax.jit(tdkit.grads.per_example_grads(loss))` on one device, `sharded`
-   is `tdkit.parallel.sharded_per_example_grads(loss, D)` with the batch split over D
-   devices. On `--device cpu` the D devices are forced host devices
+   `unsharded` is `jax.jit(tdkit.grads.per_example_grads(loss, **kw))` on one device,
+   `sharded` is `tdkit.parallel.sharded_per_example_grads(loss, D, **kw)` with the batch
+   split over D devices (`kw`: `in_axes=(None, None, 0)`, `structure=loss.structure`).
+   On `--device cpu` the D devices are forced host devices
    (`XLA_FLAGS=--xla_force_host_platform_device_count=D`, set here before JAX starts); they
    share the machine's cores, so the speed-up is bounded by the cores, not by D. The norms
    (`per_example_grad_norms`, which never builds the `[B, |params|]` gradients) are timed
@@ -100,11 +101,12 @@ def bench_grads(args: argparse.Namespace, num_devices: int) -> list[dict]:
     device = jax.devices()[0]
     mesh = parallel.make_mesh(num_devices)
     replicated = NamedSharding(mesh, PartitionSpec())
+    kw = {"in_axes": (None, None, 0), "structure": loss.structure}  # target_params shared
     fns = {
-        "unsharded": jax.jit(grads.per_example_grads(loss)),
-        "sharded": parallel.sharded_per_example_grads(loss, mesh),
-        "norms_unsharded": jax.jit(grads.per_example_grad_norms(loss)),
-        "norms_sharded": parallel.sharded_per_example_grad_norms(loss, mesh),
+        "unsharded": jax.jit(grads.per_example_grads(loss, **kw)),
+        "sharded": parallel.sharded_per_example_grads(loss, mesh, **kw),
+        "norms_unsharded": jax.jit(grads.per_example_grad_norms(loss, **kw)),
+        "norms_sharded": parallel.sharded_per_example_grad_norms(loss, mesh, **kw),
     }
     print(f"\nper-example gradients: MLP [120, 84], q_learning {args.loss}; examples/s "
           f"(median of {args.repeats}); sharded over {num_devices} {device.platform} "

@@ -12,7 +12,8 @@ on a shared machine hit all columns alike; the median over rounds, `block_until_
 outputs; the JSON also holds the minimum):
 
 - `batched`: one jitted gradient of the mean loss over the batch (the floor);
-- `per_example`: `tdkit.grads.per_example_grads` (jitted);
+- `per_example`: `tdkit.grads.per_example_grads` (jitted; like `norms` and `clipped_mean`
+  with `in_axes=(None, None, 0)` and the loss's layerwise `structure=loss.structure`);
 - `vmap_grad`: plain `jax.jit(jax.vmap(jax.grad(loss)))`;
 - `loop`: a Python loop of a jitted single-example gradient;
 - `norms`: `tdkit.grads.per_example_grad_norms`;
@@ -160,12 +161,14 @@ def jax_calls(name: str, batch_size: int, args: argparse.Namespace) -> dict[str,
     def mean_loss(p, tp, b):
         return jnp.mean(jax.vmap(loss, in_axes=(None, None, 0))(p, tp, b))
 
+    # target_params shared; the layerwise path opted into with the loss's structure.
+    kw = {"in_axes": (None, None, 0), "structure": loss.structure}
     fns = {
         "batched": jax.jit(jax.grad(mean_loss)),
-        "per_example": jax.jit(grads.per_example_grads(loss)),
+        "per_example": jax.jit(grads.per_example_grads(loss, **kw)),
         "vmap_grad": jax.jit(jax.vmap(jax.grad(loss), in_axes=(None, None, 0))),
-        "norms": jax.jit(grads.per_example_grad_norms(loss)),
-        "clipped_mean": jax.jit(grads.clipped_mean_grad(loss, args.max_norm)),
+        "norms": jax.jit(grads.per_example_grad_norms(loss, **kw)),
+        "clipped_mean": jax.jit(grads.clipped_mean_grad(loss, args.max_norm, **kw)),
     }
     calls = {column: (lambda fn=fn: jax.block_until_ready(fn(params, target_params, batch)))
              for column, fn in fns.items()}

@@ -2,7 +2,8 @@
 
 Top-level names are the TD core: one-step TD errors (`td_learning`, `q_learning`, ...),
 multi-step errors and returns for one trajectory (`td_lambda`, `retrace`, `lambda_returns`,
-...), losses (`l2_loss`, `huber_loss`, `td_loss`) and the `Transition` container.
+...), losses (`l2_loss`, `huber_loss`, `td_loss` with its `TDRule` and `TDLoss`) and the
+`Transition` container.
 Submodules: `values` (value functions), `features` (tile coding, Fourier, ...), `grads`
 (per-example gradients), `autodiff` (Hessians, HVPs, Jacobians, custom gradients),
 `replay`, `nstep`, `policies`, and the classic TD family: `traces` (TD(lambda), true online),
@@ -25,7 +26,7 @@ from tdkit import (
     traces,
     values,
 )
-from tdkit.losses import huber_loss, l2_loss, td_loss
+from tdkit.losses import TDLoss, TDRule, huber_loss, l2_loss, td_loss
 from tdkit.multistep import (
     VTraceOutput,
     q_lambda,
@@ -58,6 +59,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "SarsaTransition",
+    "TDLoss",
+    "TDRule",
     "Transition",
     "autodiff",
     "dp",

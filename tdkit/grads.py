@@ -1,23 +1,34 @@
 """Per-example gradients, their norms, and clipped mean gradients (DP-SGD style).
 
-Every function here takes a loss for ONE example, `loss_fn(params, *args) -> []`, and returns
-a function of `(params, *batched_args)`. The gradient is w.r.t. the first argument,
-`params`, which is shared by all examples; the other arguments are batched along axis 0
-unless `in_axes` says otherwise. For a loss from `tdkit.losses.td_loss`, the default is
-`in_axes=(None, None, 0, 0)`: `params` and `target_params` shared, `transition` and the
-optional `weight` batched.
+Every function here takes a loss for ONE example, `loss_fn(params, *args) -> []` (any
+function; with `has_aux=True`, `loss_fn(params, *args) -> ([], aux)` and `aux` is ignored),
+and returns a function of `(params, *batched_args)`. The gradient is w.r.t. the first
+argument, `params`, which is shared by all examples. `in_axes` has one entry per argument of
+`loss_fn`; the default `(None, 0, ..., 0)` batches every argument after `params` along axis
+0. For a loss from `tdkit.losses.td_loss`, `loss(params, target_params, transition[, weight])`,
+pass `in_axes=(None, None, 0)` (or `(None, None, 0, 0)` with importance weights) so that
+`target_params` are shared too.
 
 Two ways to compute:
 
-- `"layerwise"`: for a loss from `td_loss` on a `tabular`, `linear` or `mlp` value function,
-  one forward and one backward pass of the summed loss give, for every layer, its inputs
-  `a_i` and backprop signals `g_i` per example. A dense layer's per-example weight gradient
-  is `outer(a_i, g_i)`, so its squared norm is `(|a_i|^2 + 1) |g_i|^2` (the `+ 1` for the
-  bias): norms and clipped means never build the `[B, |params|]` per-example gradients. The
-  clipped mean is one more backward pass of `sum_i c_i loss_i`, `c_i = min(1, C / norm_i)`.
+- `"layerwise"`: needs `structure`, a `tdkit.values.PerExampleStructure` of the LOSS
+  (`structure.tapped(params, taps, *args) -> (loss [], saved)`), e.g. `loss.structure` of a
+  `td_loss` on a `tabular`, `linear` or `mlp` value function. One forward and one backward
+  pass of the summed loss give, for every layer, its inputs `a_i` and backprop signals `g_i`
+  per example. A dense layer's per-example weight gradient is `outer(a_i, g_i)`, so its
+  squared norm is `(|a_i|^2 + 1) |g_i|^2` (the `+ 1` for the bias): norms and clipped means
+  never build the `[B, |params|]` per-example gradients. The clipped mean is one more
+  backward pass of `sum_i c_i loss_i`, `c_i = min(1, C / norm_i)`.
 - `"vmap"`: `jax.vmap(jax.grad(loss_fn))` for any loss (the fallback).
 
-`method="auto"` (the default) picks `"layerwise"` whenever the loss supports it.
+`method="auto"` (the default) picks `"layerwise"` when a `structure` is given, `"vmap"`
+otherwise. Nothing is read off `loss_fn` itself: the fast path is an explicit opt-in:
+
+    loss = tdkit.td_loss(value_fn, "q_learning", "huber")
+    norms = per_example_grad_norms(loss, (None, None, 0), structure=loss.structure)
+    mean = clipped_mean_grad(loss, 1.0, (None, None, 0, 0), structure=loss.structure)
+    norms(params, target_params, batch), mean(params, target_params, batch, weights)
+
 `chunk_size` processes the batch in chunks (`lax.scan`), so that only `chunk_size` examples'
 intermediate values live at once. `check_finite=True` runs `chex.assert_tree_all_finite` on
 the per-example results before anything is averaged (eagerly, or under
@@ -34,7 +45,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tdkit import losses, values
+from tdkit import values
 
 Array = chex.Array
 ArrayTree = chex.ArrayTree
@@ -47,6 +58,8 @@ def per_example_grads(
     loss_fn: Callable[..., Array],
     in_axes: InAxes = None,
     *,
+    has_aux: bool = False,
+    structure: values.PerExampleStructure | None = None,
     chunk_size: int | None = None,
     method: str = "auto",
     check_finite: bool = False,
@@ -56,18 +69,25 @@ def per_example_grads(
     Args:
       loss_fn: `loss_fn(params, *args) -> []`, the loss of ONE example.
       in_axes: one entry per argument of `loss_fn`: None (shared) or the batch axis; the
-        first entry must be None. Default: see the module docstring.
+        first entry must be None. Default `(None, 0, ..., 0)`: every argument after `params`
+        batched along axis 0 (a `td_loss` needs `(None, None, 0)`, see the module docstring).
+      has_aux: `loss_fn` returns `(loss, aux)` (e.g. `td_loss(..., has_aux=True)`); `aux` is
+        ignored.
+      structure: the `PerExampleStructure` of `loss_fn` (e.g. `loss.structure` of a
+        `td_loss`), to enable the layerwise method; None: vmap only.
       chunk_size: process the batch in chunks of this many examples (> 0), or None.
-      method: `"auto"`, `"layerwise"` or `"vmap"` (see the module docstring).
+      method: `"auto"`, `"layerwise"` (needs `structure`) or `"vmap"` (see the module
+        docstring).
       check_finite: assert that every per-example gradient is finite.
 
     Returns:
       `fn(params, *args) -> grads`: a pytree like `params` whose leaves have a leading `[B]`.
     """
-    _check_options("per_example_grads", chunk_size, method)
+    _check_options("per_example_grads", chunk_size, method, structure)
 
     def fn(params: ArrayTree, *args: Any) -> ArrayTree:
-        plan = _plan("per_example_grads", loss_fn, in_axes, method, params, args)
+        plan = _plan("per_example_grads", loss_fn, in_axes, has_aux, structure, method, params,
+                     args)
         grads = _over_chunks(plan, chunk_size, plan.grads, "concat")
         if check_finite:
             chex.assert_tree_all_finite(
@@ -81,6 +101,8 @@ def per_example_grad_norms(
     loss_fn: Callable[..., Array],
     in_axes: InAxes = None,
     *,
+    has_aux: bool = False,
+    structure: values.PerExampleStructure | None = None,
     chunk_size: int | None = None,
     method: str = "auto",
     check_finite: bool = False,
@@ -91,7 +113,7 @@ def per_example_grad_norms(
 
     Args:
       loss_fn: `loss_fn(params, *args) -> []`, the loss of ONE example.
-      in_axes: as in `per_example_grads`.
+      in_axes, has_aux, structure: as in `per_example_grads`.
       chunk_size: process the batch in chunks of this many examples (> 0), or None.
       method: `"auto"`, `"layerwise"` or `"vmap"`.
       check_finite: assert that every norm is finite.
@@ -99,10 +121,11 @@ def per_example_grad_norms(
     Returns:
       `fn(params, *args) -> [B]` float32 norms.
     """
-    _check_options("per_example_grad_norms", chunk_size, method)
+    _check_options("per_example_grad_norms", chunk_size, method, structure)
 
     def fn(params: ArrayTree, *args: Any) -> Array:
-        plan = _plan("per_example_grad_norms", loss_fn, in_axes, method, params, args)
+        plan = _plan("per_example_grad_norms", loss_fn, in_axes, has_aux, structure, method, params,
+                     args)
         norms = _over_chunks(plan, chunk_size, plan.norms, "concat")
         if check_finite:
             chex.assert_tree_all_finite(
@@ -136,6 +159,8 @@ def clipped_mean_grad(
     max_norm: chex.Numeric,
     in_axes: InAxes = None,
     *,
+    has_aux: bool = False,
+    structure: values.PerExampleStructure | None = None,
     chunk_size: int | None = None,
     method: str = "auto",
     check_finite: bool = False,
@@ -149,7 +174,7 @@ def clipped_mean_grad(
     Args:
       loss_fn: `loss_fn(params, *args) -> []`, the loss of ONE example.
       max_norm: the clipping threshold, > 0.
-      in_axes: as in `per_example_grads`.
+      in_axes, has_aux, structure: as in `per_example_grads`.
       chunk_size: process the batch in chunks of this many examples (> 0), or None.
       method: `"auto"`, `"layerwise"` or `"vmap"`.
       check_finite: assert that every per-example gradient norm is finite before averaging.
@@ -157,11 +182,12 @@ def clipped_mean_grad(
     Returns:
       `fn(params, *args) -> grads`, a pytree like `params`.
     """
-    _check_options("clipped_mean_grad", chunk_size, method)
+    _check_options("clipped_mean_grad", chunk_size, method, structure)
     _check_max_norm("clipped_mean_grad", max_norm)
 
     def fn(params: ArrayTree, *args: Any) -> ArrayTree:
-        plan = _plan("clipped_mean_grad", loss_fn, in_axes, method, params, args)
+        plan = _plan("clipped_mean_grad", loss_fn, in_axes, has_aux, structure, method, params,
+                     args)
         total, norms = _over_chunks(
             plan, chunk_size, lambda xs: plan.clipped_sum(xs, max_norm), "sum")
         if check_finite:
@@ -177,13 +203,22 @@ def clipped_mean_grad(
 # --------------------------------------------------------------------------------------
 
 
-def _check_options(fn: str, chunk_size: Any, method: str) -> None:
+def _check_options(fn: str, chunk_size: Any, method: str, structure: Any) -> None:
     if chunk_size is not None and (
             not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size <= 0):
         raise ValueError(f"{fn}: argument `chunk_size` must be a positive int or None, "
                          f"got {chunk_size!r}")
     if method not in _METHODS:
         raise ValueError(f"{fn}: argument `method` must be one of {_METHODS}, got {method!r}")
+    if structure is not None and not isinstance(structure, values.PerExampleStructure):
+        raise TypeError(
+            f"{fn}: argument `structure` must be a tdkit.values.PerExampleStructure of the loss "
+            f"(e.g. `loss.structure` of a td_loss) or None, got {type(structure).__name__}")
+    if method == "layerwise" and structure is None:
+        raise ValueError(
+            f"{fn}: method 'layerwise' needs argument `structure`, the PerExampleStructure of "
+            "the loss (e.g. `structure=loss.structure` for a td_loss on a tabular, linear or "
+            "mlp value function); use method 'auto' or 'vmap'")
 
 
 def _check_max_norm(fn: str, max_norm: Any) -> None:
@@ -295,38 +330,17 @@ def _leading_size(xs) -> int:
     return jax.tree.leaves(xs)[0].shape[0]
 
 
-def _plan(fn, loss_fn, in_axes, method, params, args) -> _Plan:
+def _plan(fn, loss_fn, in_axes, has_aux, structure, method, params, args) -> _Plan:
     """Resolves `in_axes` and the method, moves batch axes to 0, checks the batch size."""
     if not args:
         raise ValueError(f"{fn}: the loss needs at least one batched argument after `params`")
-    is_td = losses.is_td_loss(loss_fn)
-    if in_axes is None:
-        in_axes = (None, None) + (0,) * (len(args) - 1) if is_td else (None,) + (0,) * len(args)
-    in_axes = tuple(in_axes)
-    if len(in_axes) != len(args) + 1:
-        raise ValueError(
-            f"{fn}: argument `in_axes` must have one entry per argument of the loss "
-            f"({len(args) + 1} here, params first), got {in_axes!r}")
-    if in_axes[0] is not None:
-        raise ValueError(
-            f"{fn}: argument `in_axes` must start with None (params are shared), got {in_axes!r}")
-    for axis in in_axes:
-        if axis is not None and (not isinstance(axis, int) or isinstance(axis, bool)):
-            raise ValueError(
-                f"{fn}: argument `in_axes` entries must be None or an int, got {in_axes!r}")
-    if all(axis is None for axis in in_axes[1:]):
-        raise ValueError(f"{fn}: argument `in_axes` batches no argument: {in_axes!r}")
-
-    structure = values.per_example_structure(loss_fn)
-    if method == "layerwise" and structure is None:
-        raise ValueError(
-            f"{fn}: method 'layerwise' needs a loss from tdkit.losses.td_loss on a tabular, "
-            "linear or mlp value function; use method 'auto' or 'vmap'")
+    hint = ("" if in_axes is not None else
+            " (the default in_axes batches every argument after params; for a td_loss pass "
+            "in_axes=(None, None, 0) so that target_params are shared)")
+    in_axes = _resolve_in_axes(fn, in_axes, len(args))
     if method == "vmap":
         structure = None
-    scalar_loss = loss_fn
-    if is_td and losses.td_loss_has_aux(loss_fn):
-        scalar_loss = lambda *a: loss_fn(*a)[0]
+    scalar_loss = (lambda *a: loss_fn(*a)[0]) if has_aux else loss_fn
 
     moved, sizes = [], {}
     for i, (arg, axis) in enumerate(zip(args, in_axes[1:], strict=True)):
@@ -337,15 +351,43 @@ def _plan(fn, loss_fn, in_axes, method, params, args) -> _Plan:
             if not -jnp.ndim(leaf) <= axis < jnp.ndim(leaf):
                 raise ValueError(
                     f"{fn}: argument {i + 1} of the loss (after params) is batched along axis "
-                    f"{axis}, but has a leaf of shape {jnp.shape(leaf)}")
+                    f"{axis}, but has a leaf of shape {jnp.shape(leaf)}{hint}")
             sizes.setdefault(jnp.shape(leaf)[axis], i + 1)
         moved.append(arg if axis == 0 else jax.tree.map(lambda x, a=axis: jnp.moveaxis(x, a, 0),
                                                         arg))
     if len(sizes) != 1:
         raise ValueError(
-            f"{fn}: batched arguments must share one batch size, got sizes {sorted(sizes)}")
+            f"{fn}: batched arguments must share one batch size, got sizes {sorted(sizes)}"
+            f"{hint}")
     batched = tuple(axis is not None for axis in in_axes[1:])
     return _Plan(scalar_loss, structure, params, tuple(moved), batched, next(iter(sizes)))
+
+
+def _resolve_in_axes(fn: str, in_axes: InAxes, num_args: int) -> tuple:
+    """`in_axes` for a loss with `num_args` arguments after `params`, default and checked.
+
+    The default (None) is `(None,) + (0,) * num_args`: `params` shared, the rest batched along
+    axis 0. `fn` names the public function in error messages.
+    """
+    if num_args == 0:
+        raise ValueError(f"{fn}: the loss needs at least one batched argument after `params`")
+    if in_axes is None:
+        return (None,) + (0,) * num_args
+    in_axes = tuple(in_axes)
+    if len(in_axes) != num_args + 1:
+        raise ValueError(
+            f"{fn}: argument `in_axes` must have one entry per argument of the loss "
+            f"({num_args + 1} here, params first), got {in_axes!r}")
+    if in_axes[0] is not None:
+        raise ValueError(
+            f"{fn}: argument `in_axes` must start with None (params are shared), got {in_axes!r}")
+    for axis in in_axes:
+        if axis is not None and (not isinstance(axis, int) or isinstance(axis, bool)):
+            raise ValueError(
+                f"{fn}: argument `in_axes` entries must be None or an int, got {in_axes!r}")
+    if all(axis is None for axis in in_axes[1:]):
+        raise ValueError(f"{fn}: argument `in_axes` batches no argument: {in_axes!r}")
+    return in_axes
 
 
 def _over_chunks(plan: _Plan, chunk_size: int | None, batch_fn, combine: str):

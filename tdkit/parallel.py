@@ -51,7 +51,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from tdkit import grads as tdgrads
-from tdkit import losses
+from tdkit import values
 
 Array = chex.Array
 ArrayTree = chex.ArrayTree
@@ -266,6 +266,8 @@ def sharded_per_example_grads(
     devices: Devices | Mesh = "all",
     in_axes: InAxes = None,
     *,
+    has_aux: bool = False,
+    structure: values.PerExampleStructure | None = None,
     chunk_size: int | None = None,
     method: str = "auto",
     axis_name: str = "batch",
@@ -279,8 +281,11 @@ def sharded_per_example_grads(
     Args:
       loss_fn: `loss_fn(params, *args) -> []`, the loss of ONE example.
       devices: anything `resolve_devices` accepts, or a 1-D `Mesh`.
-      in_axes: as in `tdkit.grads.per_example_grads` (default: `params` and, for a
-        `td_loss`, `target_params` shared; the rest batched along axis 0).
+      in_axes: as in `tdkit.grads.per_example_grads` (default `(None, 0, ..., 0)`: `params`
+        shared, the rest batched along axis 0; a `td_loss` needs `(None, None, 0)`).
+      has_aux: `loss_fn` returns `(loss, aux)`; `aux` is ignored.
+      structure: the `PerExampleStructure` of `loss_fn` (e.g. `loss.structure` of a
+        `td_loss`) for the layerwise method, or None (see `tdkit.grads`).
       chunk_size: per device, process the local batch in chunks of this many examples.
       method: `"auto"`, `"layerwise"` or `"vmap"` (see `tdkit.grads`).
       axis_name: the mesh axis name (used when `devices` is not a mesh).
@@ -291,8 +296,9 @@ def sharded_per_example_grads(
       multiple of `D`.
     """
     local = lambda axes: tdgrads.per_example_grads(
-        loss_fn, axes, chunk_size=chunk_size, method=method)
-    return _sharded("sharded_per_example_grads", loss_fn, devices, in_axes, axis_name,
+        loss_fn, axes, has_aux=has_aux, structure=structure, chunk_size=chunk_size,
+        method=method)
+    return _sharded("sharded_per_example_grads", devices, in_axes, axis_name,
                     local, reduce=False)
 
 
@@ -301,6 +307,8 @@ def sharded_per_example_grad_norms(
     devices: Devices | Mesh = "all",
     in_axes: InAxes = None,
     *,
+    has_aux: bool = False,
+    structure: values.PerExampleStructure | None = None,
     chunk_size: int | None = None,
     method: str = "auto",
     axis_name: str = "batch",
@@ -308,15 +316,16 @@ def sharded_per_example_grad_norms(
     """`tdkit.grads.per_example_grad_norms` with the batch axis sharded over devices.
 
     Args:
-      loss_fn, devices, in_axes, chunk_size, method, axis_name: as in
+      loss_fn, devices, in_axes, has_aux, structure, chunk_size, method, axis_name: as in
         `sharded_per_example_grads`.
 
     Returns:
       `fn(params, *args) -> [B]` float32 norms, sharded over the mesh.
     """
     local = lambda axes: tdgrads.per_example_grad_norms(
-        loss_fn, axes, chunk_size=chunk_size, method=method)
-    return _sharded("sharded_per_example_grad_norms", loss_fn, devices, in_axes, axis_name,
+        loss_fn, axes, has_aux=has_aux, structure=structure, chunk_size=chunk_size,
+        method=method)
+    return _sharded("sharded_per_example_grad_norms", devices, in_axes, axis_name,
                     local, reduce=False)
 
 
@@ -326,6 +335,8 @@ def sharded_clipped_mean_grad(
     devices: Devices | Mesh = "all",
     in_axes: InAxes = None,
     *,
+    has_aux: bool = False,
+    structure: values.PerExampleStructure | None = None,
     chunk_size: int | None = None,
     method: str = "auto",
     axis_name: str = "batch",
@@ -338,15 +349,17 @@ def sharded_clipped_mean_grad(
     Args:
       loss_fn: `loss_fn(params, *args) -> []`, the loss of ONE example.
       max_norm: the clipping threshold, > 0.
-      devices, in_axes, chunk_size, method, axis_name: as in `sharded_per_example_grads`.
+      devices, in_axes, has_aux, structure, chunk_size, method, axis_name: as in
+        `sharded_per_example_grads`.
 
     Returns:
       `fn(params, *args) -> grads`, a pytree like `params`, replicated on every device.
     """
     tdgrads._check_max_norm("sharded_clipped_mean_grad", max_norm)
     local = lambda axes: tdgrads.clipped_mean_grad(
-        loss_fn, max_norm, axes, chunk_size=chunk_size, method=method)
-    return _sharded("sharded_clipped_mean_grad", loss_fn, devices, in_axes, axis_name,
+        loss_fn, max_norm, axes, has_aux=has_aux, structure=structure, chunk_size=chunk_size,
+        method=method)
+    return _sharded("sharded_clipped_mean_grad", devices, in_axes, axis_name,
                     local, reduce=True)
 
 
@@ -506,31 +519,8 @@ def _int_setting(name: str, env: str, value: int | None) -> int | None:
         raise ValueError(f"initialize_distributed: {env} must be an int, got {text!r}") from None
 
 
-def _resolve_in_axes(fn: str, loss_fn: Callable, in_axes: InAxes, num_args: int) -> tuple:
-    """The `in_axes` of `tdkit.grads` (same default), checked enough to build specs."""
-    if num_args == 0:
-        raise ValueError(f"{fn}: the loss needs at least one batched argument after `params`")
-    if in_axes is None:
-        if losses.is_td_loss(loss_fn):
-            return (None, None) + (0,) * (num_args - 1)
-        return (None,) + (0,) * num_args
-    in_axes = tuple(in_axes)
-    if len(in_axes) != num_args + 1:
-        raise ValueError(f"{fn}: argument `in_axes` must have one entry per argument of the "
-                         f"loss ({num_args + 1} here, params first), got {in_axes!r}")
-    if in_axes[0] is not None:
-        raise ValueError(f"{fn}: argument `in_axes` must start with None (params are shared), "
-                         f"got {in_axes!r}")
-    for axis in in_axes:
-        if axis is not None and (not isinstance(axis, int) or isinstance(axis, bool)):
-            raise ValueError(f"{fn}: argument `in_axes` entries must be None or an int, got "
-                             f"{in_axes!r}")
-    if all(axis is None for axis in in_axes[1:]):
-        raise ValueError(f"{fn}: argument `in_axes` batches no argument: {in_axes!r}")
-    return in_axes
-
-
-def _batch_specs(fn: str, args: tuple, axes: tuple, axis_name: str, count: int):
+def _batch_specs(fn: str, args: tuple, axes: tuple, axis_name: str, count: int,
+                 defaulted: bool = False):
     """Per-leaf `PartitionSpec`s of the arguments after params, and the batch size."""
     sizes = set()
     specs = []
@@ -550,8 +540,11 @@ def _batch_specs(fn: str, args: tuple, axes: tuple, axis_name: str, count: int):
 
         specs.append(jax.tree.map(spec, arg))
     if len(sizes) != 1:
+        hint = (" (the default in_axes batches every argument after params; for a td_loss "
+                "pass in_axes=(None, None, 0) so that target_params are shared)"
+                if defaulted else "")
         raise ValueError(f"{fn}: batched arguments must share one batch size, got sizes "
-                         f"{sorted(sizes)}")
+                         f"{sorted(sizes)}{hint}")
     batch_size = sizes.pop()
     if batch_size % count:
         raise ValueError(
@@ -561,9 +554,10 @@ def _batch_specs(fn: str, args: tuple, axes: tuple, axis_name: str, count: int):
     return tuple(specs), batch_size
 
 
-def _sharded(fn_name: str, loss_fn: Callable, devices: Devices | Mesh, in_axes: InAxes,
-             axis_name: str, local: Callable, reduce: bool) -> Callable[..., ArrayTree]:
+def _sharded(fn_name: str, devices: Devices | Mesh, in_axes: InAxes, axis_name: str,
+             local: Callable, reduce: bool) -> Callable[..., ArrayTree]:
     """Wraps `local(in_axes)`, a `tdkit.grads` function, in a jitted `shard_map`."""
+    local(in_axes)  # Checks the options (method, structure, chunk_size) before compiling.
     if not hasattr(jax, "shard_map"):
         raise RuntimeError(f"{fn_name}: needs `jax.shard_map` (JAX >= 0.7); this is JAX "
                            f"{jax.__version__}")
@@ -573,8 +567,8 @@ def _sharded(fn_name: str, loss_fn: Callable, devices: Devices | Mesh, in_axes: 
     replicated = NamedSharding(mesh, PartitionSpec())
 
     def core(params, *args):
-        axes = _resolve_in_axes(fn_name, loss_fn, in_axes, len(args))
-        specs, _ = _batch_specs(fn_name, args, axes[1:], name, count)
+        axes = tdgrads._resolve_in_axes(fn_name, in_axes, len(args))
+        specs, _ = _batch_specs(fn_name, args, axes[1:], name, count, in_axes is None)
 
         def body(params, *args):
             out = local(axes)(params, *args)
@@ -590,8 +584,8 @@ def _sharded(fn_name: str, loss_fn: Callable, devices: Devices | Mesh, in_axes: 
     jitted = jax.jit(core)
 
     def fn(params: ArrayTree, *args: Any) -> ArrayTree:
-        axes = _resolve_in_axes(fn_name, loss_fn, in_axes, len(args))
-        specs, _ = _batch_specs(fn_name, args, axes[1:], name, count)
+        axes = tdgrads._resolve_in_axes(fn_name, in_axes, len(args))
+        specs, _ = _batch_specs(fn_name, args, axes[1:], name, count, in_axes is None)
         params = _place(params, lambda _: replicated)
         args = tuple(_place(arg, lambda s: NamedSharding(mesh, s), spec)
                      for arg, spec in zip(args, specs, strict=True))

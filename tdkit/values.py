@@ -15,8 +15,9 @@ Constructors:
 - `from_flax(module)`: any Flax Linen module (Flax is an optional extra).
 
 `tabular`, `linear` and `mlp` also describe how their per-example gradients decompose over
-layers (`per_example_structure`), so that `tdkit.grads` can compute per-example gradient norms
-and clipped mean gradients without materialising one gradient per example.
+layers (`per_example_structure(value_fn.apply)`); `tdkit.losses.td_loss` turns that into its
+loss's `structure`, which `tdkit.grads` takes (explicitly) to compute per-example gradient
+norms and clipped mean gradients without materialising one gradient per example.
 """
 
 from collections.abc import Callable, Sequence
@@ -57,6 +58,8 @@ class PerExampleStructure(NamedTuple):
     Attributes:
       tapped: `tapped(params, taps, *inputs) -> (output, saved)`: the function (for ONE
         example) with `taps` added to its layers' outputs; `saved` holds the layer inputs.
+        For a value function `output` is its value; for a loss (`tdkit.grads`'s `structure`
+        argument) `inputs` are the loss's arguments after `params` and `output` the loss `[]`.
       zero_taps: `zero_taps(params) -> taps`: zero taps for ONE example.
       example_grads: `example_grads(params, saved, tap_grads) -> grads` (like `params`): the
         gradient w.r.t. `params` for ONE example.
@@ -74,11 +77,12 @@ _STRUCTURE_ATTR = "_tdkit_per_example_structure"
 
 
 def per_example_structure(fn: Callable[..., Any]) -> PerExampleStructure | None:
-    """The `PerExampleStructure` attached to `fn` (a `ValueFn.apply` or a loss), or None.
+    """The `PerExampleStructure` of a value function's `apply`, or None.
 
-    Only the exact function returned by `tabular`, `linear`, `mlp` (their `apply`) or by
-    `tdkit.losses.td_loss` carries one; any wrapper around it does not, so `tdkit.grads` then
-    falls back to `jax.vmap(jax.grad(...))`.
+    Only the exact `apply` returned by `tabular`, `linear` and `mlp` (or a function given one
+    with `attach_per_example_structure`) carries one; any wrapper around it does not.
+    `tdkit.losses.td_loss` builds its loss's `TDLoss.structure` from it; `tdkit.grads` never
+    looks for one: it takes the loss's structure as its explicit `structure` argument.
     """
     return getattr(fn, _STRUCTURE_ATTR, None)
 

@@ -58,13 +58,13 @@ def main() -> dict:
                        discount_t=discount_t, obs_t=x_t)
     loss = losses.td_loss(values.linear(FEATURES), "td_learning")
 
-    per_example = parallel.sharded_per_example_grads(loss, "all")(
+    per_example = parallel.sharded_per_example_grads(loss, "all", (None, None, 0))(
         {"w": w}, {"w": w_target}, batch)
     assert len(per_example["w"].addressable_shards) == 2
     assert per_example["w"].sharding.is_equivalent_to(sharding, 2)
     grads = parallel.gather_to_host(per_example)["w"]
 
-    clipped = parallel.sharded_clipped_mean_grad(loss, MAX_NORM, "all")(
+    clipped = parallel.sharded_clipped_mean_grad(loss, MAX_NORM, "all", (None, None, 0))(
         {"w": w}, {"w": w_target}, batch)
     assert clipped["w"].sharding.is_fully_replicated
 

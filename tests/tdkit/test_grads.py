@@ -116,27 +116,33 @@ def assert_close(actual, expected, rtol=1e-5, atol=1e-6):
         rtol=rtol, atol=atol)
 
 
+def td(loss, weighted=False):
+    """The explicit options for a td_loss: target_params shared, its layerwise structure."""
+    return {"in_axes": (None, None, 0, 0) if weighted else (None, None, 0),
+            "structure": loss.structure}
+
+
 @pytest.mark.parametrize("kind", FAST_KINDS + ("flax",))
 def test_per_example_grads_equal_a_python_loop(kind):
     loss, params, target, batch, weights = setup(kind)
     expected = loop_grads(loss, params, target, batch, weights)
     for method in ("auto", "vmap"):
-        fn = jax.jit(grads.per_example_grads(loss, method=method))
+        fn = jax.jit(grads.per_example_grads(loss, **td(loss, True), method=method))
         assert_close(fn(params, target, batch, weights), expected)
 
 
 @pytest.mark.parametrize("kind", FAST_KINDS)
 def test_layerwise_norms_and_clipped_means_equal_vmap_and_the_loop(kind):
     loss, params, target, batch, weights = setup(kind)
-    assert values.per_example_structure(loss) is not None
+    assert loss.structure is not None
     oracle = loop_grads(loss, params, target, batch, weights)
     oracle_norms = numpy_norms(oracle)
     max_norm = float(np.median(oracle_norms))  # About half the examples are clipped.
     norms, clipped = {}, {}
     for m in ("layerwise", "vmap"):
         norms[m], clipped[m] = jax.jit(lambda *a, m=m: (
-            grads.per_example_grad_norms(loss, method=m)(*a),
-            grads.clipped_mean_grad(loss, max_norm, method=m)(*a)))(
+            grads.per_example_grad_norms(loss, **td(loss, True), method=m)(*a),
+            grads.clipped_mean_grad(loss, max_norm, **td(loss, True), method=m)(*a)))(
                 params, target, batch, weights)
     np.testing.assert_allclose(norms["layerwise"], norms["vmap"], rtol=1e-5)
     np.testing.assert_allclose(norms["layerwise"], oracle_norms, rtol=1e-5)
@@ -149,7 +155,7 @@ class PerExampleGradsTest(chex.TestCase):
     def test_mean_equals_the_batch_gradient(self):
         for kind in ("mlp", "linear_sparse"):
             loss, params, target, batch, weights = setup(kind)
-            per_example = jax.jit(grads.per_example_grads(loss))(params, target, batch)
+            per_example = jax.jit(grads.per_example_grads(loss, **td(loss)))(params, target, batch)
             mean_loss = lambda p, t, b, loss=loss: jnp.mean(
                 jax.vmap(loss, in_axes=(None, None, 0))(p, t, b))
             batch_grad = jax.grad(mean_loss)(params, target, batch)
@@ -166,7 +172,8 @@ class PerExampleGradsTest(chex.TestCase):
         delta = r + d * (x_t @ w) - x_tm1 @ w  # By hand, target weights = weights.
         expected = -delta[:, None] * x_tm1
         for method in ("auto", "vmap"):
-            out = jax.jit(grads.per_example_grads(loss, method=method))({"w": w}, {"w": w}, batch)
+            out = jax.jit(grads.per_example_grads(loss, **td(loss), method=method))(
+                {"w": w}, {"w": w}, batch)
             np.testing.assert_allclose(out["w"], expected, rtol=1e-5, atol=1e-6)
         # Action values: -delta * outer(x_tm1, one_hot(a_tm1)).
         w2 = rng.standard_normal((4, 2)).astype(np.float32)
@@ -176,7 +183,7 @@ class PerExampleGradsTest(chex.TestCase):
         q_tm1 = (x_tm1 @ w2)[np.arange(B), a]
         delta = r + d * np.max(x_t @ w2, axis=1) - q_tm1
         expected = -delta[:, None, None] * x_tm1[:, :, None] * np.eye(2)[a][:, None, :]
-        out = jax.jit(grads.per_example_grads(loss))({"w": w2}, {"w": w2}, batch)
+        out = jax.jit(grads.per_example_grads(loss, **td(loss)))({"w": w2}, {"w": w2}, batch)
         np.testing.assert_allclose(out["w"], expected, rtol=1e-5, atol=1e-6)
 
     def test_custom_loss_default_and_explicit_in_axes(self):
@@ -202,13 +209,14 @@ class PerExampleGradsTest(chex.TestCase):
         aux = losses.td_loss(values.mlp([6, 5], 3), "q_learning", "huber", has_aux=True)
         expected = loop_grads(loss, params, target, batch)
         for method in ("auto", "vmap"):
-            assert_close(grads.per_example_grads(aux, method=method)(params, target, batch),
-                         expected)
+            fn = grads.per_example_grads(aux, **td(aux), has_aux=True, method=method)
+            assert_close(fn(params, target, batch), expected)
 
     def test_compiles_once(self):
         loss, params, target, batch, _ = setup("mlp")
-        for make in (grads.per_example_grads, grads.per_example_grad_norms,
-                     lambda l: grads.clipped_mean_grad(l, 1.0)):
+        for make in (lambda l: grads.per_example_grads(l, **td(l)),
+                     lambda l: grads.per_example_grad_norms(l, **td(l)),
+                     lambda l: grads.clipped_mean_grad(l, 1.0, **td(l, False))):
             fn = jax.jit(chex.assert_max_traces(make(loss), n=1))
             fn(params, target, batch)
             fn(params, target, jax.tree.map(lambda x: x[::-1], batch))
@@ -228,7 +236,7 @@ class FastPathTest(chex.TestCase):
             expected = (oracle, numpy_norms(oracle), numpy_clipped_mean(oracle, 0.5))
             for method in methods:
                 for chunk_size in (4, 5):
-                    kw = {"chunk_size": chunk_size, "method": method}
+                    kw = {"chunk_size": chunk_size, "method": method, **td(loss, True)}
                     chunked = jax.jit(lambda *a, kw=kw, loss=loss: (
                         grads.per_example_grads(loss, **kw)(*a),
                         grads.per_example_grad_norms(loss, **kw)(*a),
@@ -247,19 +255,23 @@ class FastPathTest(chex.TestCase):
             jnp.zeros(batch_size), jnp.ones(batch_size), jnp.zeros((batch_size, 4)))
         per_example_size = batch_size * 32 * 16
         for method, expect_large in (("layerwise", False), ("vmap", True)):
-            for fn in (grads.per_example_grad_norms(loss, method=method),
-                       grads.clipped_mean_grad(loss, 1.0, method=method)):
+            for fn in (grads.per_example_grad_norms(loss, **td(loss), method=method),
+                       grads.clipped_mean_grad(loss, 1.0, **td(loss), method=method)):
                 largest = _largest_intermediate(fn, params, params, batch)
                 assert (largest >= per_example_size) == expect_large, (method, largest)
 
-    def test_method_auto_uses_the_fast_path_only_for_the_exact_loss(self):
+    def test_method_auto_uses_the_fast_path_only_when_given_a_structure(self):
+        # Nothing is read off the loss: without `structure`, even the td_loss itself takes
+        # the vmap path; a wrapper with the loss's structure takes the layerwise path.
         loss, params, target, batch, _ = setup("mlp")
         wrapped = lambda *a: loss(*a)
-        assert _largest_intermediate(
-            grads.per_example_grad_norms(loss), params, target, batch) < B * 6 * 5
-        assert _largest_intermediate(
-            grads.per_example_grad_norms(wrapped, in_axes=(None, None, 0)), params, target,
-            batch) >= B * 6 * 5
+        axes = (None, None, 0)
+        for fn in (loss, wrapped):
+            assert _largest_intermediate(
+                grads.per_example_grad_norms(fn, axes), params, target, batch) >= B * 6 * 5
+            assert _largest_intermediate(
+                grads.per_example_grad_norms(fn, axes, structure=loss.structure), params,
+                target, batch) < B * 6 * 5
 
 
 def _largest_intermediate(fn, *args):
@@ -299,7 +311,7 @@ class ClipTest(chex.TestCase):
 
     def test_large_max_norm_gives_the_plain_mean(self):
         loss, params, target, batch, _ = setup("mlp")
-        clipped = jax.jit(grads.clipped_mean_grad(loss, 1e9))(params, target, batch)
+        clipped = jax.jit(grads.clipped_mean_grad(loss, 1e9, **td(loss)))(params, target, batch)
         expected = jax.tree.map(lambda g: g.mean(axis=0), loop_grads(loss, params, target, batch))
         assert_close(clipped, expected)
 
@@ -326,10 +338,11 @@ class FiniteCheckTest(chex.TestCase):
     def test_nan_is_not_silently_averaged(self):
         loss, params, target, batch = self._nan_setup()
         for method in ("layerwise", "vmap"):
-            mean = jax.jit(grads.clipped_mean_grad(loss, 1.0, method=method))(
+            mean = jax.jit(grads.clipped_mean_grad(loss, 1.0, **td(loss), method=method))(
                 params, target, batch)
             assert np.isnan(np.asarray(mean[0]["w"])).any(), method
-            norms = grads.per_example_grad_norms(loss, method=method)(params, target, batch)
+            norms = grads.per_example_grad_norms(loss, **td(loss), method=method)(
+                params, target, batch)
             assert np.isnan(norms[3]) and np.isfinite(np.delete(norms, 3)).all()
 
     def test_opt_in_check_raises(self):
@@ -337,13 +350,14 @@ class FiniteCheckTest(chex.TestCase):
         for method in ("layerwise", "vmap"):
             with pytest.raises(AssertionError, match="per_example_grads: a per-example gradient "
                                "is not finite"):
-                grads.per_example_grads(loss, method=method, check_finite=True)(
+                grads.per_example_grads(loss, **td(loss), method=method, check_finite=True)(
                     params, target, batch)
             with pytest.raises(AssertionError, match="clipped_mean_grad: a per-example gradient"):
-                grads.clipped_mean_grad(loss, 1.0, method=method, check_finite=True)(
-                    params, target, batch)
-        fn = chex.chexify(jax.jit(grads.per_example_grad_norms(loss, check_finite=True)),
-                          async_check=False)
+                grads.clipped_mean_grad(loss, 1.0, **td(loss), method=method,
+                                        check_finite=True)(params, target, batch)
+        fn = chex.chexify(
+            jax.jit(grads.per_example_grad_norms(loss, **td(loss), check_finite=True)),
+            async_check=False)
         with pytest.raises(AssertionError, match="per_example_grad_norms: a per-example"):
             fn(params, target, batch)
         chex.assert_tree_all_finite(fn(*setup("mlp")[1:4]))
@@ -355,7 +369,8 @@ class FiniteCheckTest(chex.TestCase):
         batch.obs_tm1[3] = 99  # Its value is NaN (tabular.apply), its gradient zero.
         assert np.isnan(jax.vmap(loss, in_axes=(None, None, 0))(params, target, batch)[3])
         for method in ("layerwise", "vmap"):
-            norms = grads.per_example_grad_norms(loss, method=method)(params, target, batch)
+            norms = grads.per_example_grad_norms(loss, **td(loss), method=method)(
+                params, target, batch)
             assert norms[3] == 0.0 and np.all(np.delete(norms, 3) > 0), method
 
 
@@ -367,13 +382,19 @@ class BadArgumentsTest(chex.TestCase):
             grads.per_example_grads(loss, chunk_size=0)
         with pytest.raises(ValueError, match="argument `method` must be one of"):
             grads.per_example_grad_norms(loss, method="ghost")
-        with pytest.raises(ValueError, match="method 'layerwise' needs a loss from"):
-            loss_, params, target, batch, _ = setup("flax")
-            grads.per_example_grad_norms(loss_, method="layerwise")(params, target, batch)
+        with pytest.raises(ValueError, match="method 'layerwise' needs argument `structure`"):
+            grads.per_example_grad_norms(loss, (None, None, 0), method="layerwise")
+        flax_loss = setup("flax")[0]
+        assert flax_loss.structure is None  # So td(flax_loss) falls back to vmap.
+        with pytest.raises(ValueError, match="method 'layerwise' needs argument `structure`"):
+            grads.clipped_mean_grad(flax_loss, 1.0, **td(flax_loss), method="layerwise")
+        with pytest.raises(TypeError, match="argument `structure` must be a tdkit.values"):
+            grads.per_example_grads(loss, structure=values.mlp([2], 2))
 
     def test_in_axes(self):
         loss, params, target, batch, _ = setup("mlp")
-        fn = lambda in_axes: grads.per_example_grads(loss, in_axes)(params, target, batch)
+        fn = lambda in_axes: grads.per_example_grads(loss, in_axes, structure=loss.structure)(
+            params, target, batch)
         with pytest.raises(ValueError, match="argument `in_axes` must have one entry per"):
             fn((None, 0))
         with pytest.raises(ValueError, match="argument `in_axes` must start with None"):
@@ -386,10 +407,14 @@ class BadArgumentsTest(chex.TestCase):
     def test_batch_sizes(self):
         loss, params, target, batch, weights = setup("mlp")
         with pytest.raises(ValueError, match="batched arguments must share one batch size"):
-            grads.per_example_grads(loss)(params, target, batch, weights[:4])
+            grads.per_example_grads(loss, **td(loss, True))(params, target, batch, weights[:4])
         one = jax.tree.map(lambda x: x[0], batch)
         with pytest.raises(ValueError, match="is batched along axis 0, but has a leaf of shape"):
-            grads.per_example_grads(loss)(params, target, one)
+            grads.per_example_grads(loss, **td(loss))(params, target, one)
+        # The default in_axes batches target_params too; the error says what to pass.
+        with pytest.raises(ValueError, match=r"share one batch size.*for a td_loss pass "
+                           r"in_axes=\(None, None, 0\)"):
+            grads.per_example_grads(loss)(params, target, batch)
 
 
 @pytest.mark.slow

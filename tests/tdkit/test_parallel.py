@@ -52,6 +52,10 @@ def linear_td_problem(batch_size, seed=0):
     return loss, {"w": w}, {"w": w_target}, batch, expected
 
 
+TD = (None, None, 0)  # A td_loss: params and target_params shared, transitions batched.
+TDW = (None, None, 0, 0)  # ... and importance weights batched.
+
+
 def clipped_mean_oracle(per_example, max_norm):
     norms = np.linalg.norm(per_example, axis=1)
     factors = np.minimum(1.0, max_norm / norms)
@@ -165,25 +169,38 @@ def test_gather_to_host_returns_numpy_and_keys():
 
 def test_sharded_per_example_grads_match_linear_td_oracle():
     loss, params, target_params, batch, expected = linear_td_problem(8)
-    fn = parallel.sharded_per_example_grads(loss, devices=1)
+    fn = parallel.sharded_per_example_grads(loss, devices=1, in_axes=TD)
     out = fn(params, target_params, batch)
     np.testing.assert_allclose(out["w"], expected, rtol=1e-5, atol=1e-6)
     batch_sharding = NamedSharding(parallel.make_mesh(1), PartitionSpec("batch"))
     assert out["w"].sharding.is_equivalent_to(batch_sharding, 2)
-    norms = parallel.sharded_per_example_grad_norms(loss, devices=1)(
-        params, target_params, batch)
-    np.testing.assert_allclose(norms, np.linalg.norm(expected, axis=1), rtol=1e-5)
+    for structure in (None, loss.structure):  # vmap and layerwise.
+        norms = parallel.sharded_per_example_grad_norms(
+            loss, devices=1, in_axes=TD, structure=structure)(params, target_params, batch)
+        np.testing.assert_allclose(norms, np.linalg.norm(expected, axis=1), rtol=1e-5)
 
 
 def test_sharded_clipped_mean_grad_matches_oracle():
     loss, params, target_params, batch, expected = linear_td_problem(8, seed=1)
     max_norm = float(np.median(np.linalg.norm(expected, axis=1)))
-    fn = parallel.sharded_clipped_mean_grad(loss, max_norm, devices=1)
-    out = fn(params, target_params, batch)
-    np.testing.assert_allclose(out["w"], clipped_mean_oracle(expected, max_norm), rtol=1e-5,
-                               atol=1e-6)
+    for structure in (None, loss.structure):  # vmap and layerwise.
+        fn = parallel.sharded_clipped_mean_grad(loss, max_norm, devices=1, in_axes=TD,
+                                                structure=structure)
+        out = fn(params, target_params, batch)
+        np.testing.assert_allclose(out["w"], clipped_mean_oracle(expected, max_norm),
+                                   rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="argument `max_norm`"):
         parallel.sharded_clipped_mean_grad(loss, -1.0, devices=1)
+    with pytest.raises(ValueError, match="method 'layerwise' needs argument `structure`"):
+        parallel.sharded_clipped_mean_grad(loss, 1.0, devices=1, method="layerwise")
+
+
+def test_sharded_grads_of_an_aux_loss():
+    loss, params, target_params, batch, expected = linear_td_problem(4, seed=3)
+    aux = losses.td_loss(values.linear(F), "td_learning", has_aux=True)
+    out = parallel.sharded_per_example_grads(aux, devices=1, in_axes=TD, has_aux=True)(
+        params, target_params, batch)
+    np.testing.assert_allclose(out["w"], expected, rtol=1e-5, atol=1e-6)
 
 
 def test_sharded_per_example_grads_batch_axis_not_first():
@@ -222,8 +239,16 @@ def test_sharded_grads_reject_bad_in_axes(in_axes, message):
 def test_sharded_grads_reject_mismatched_batch_sizes():
     loss, params, target_params, batch, _ = linear_td_problem(4)
     batch = batch._replace(r_t=np.zeros(5, np.float32))
-    fn = parallel.sharded_per_example_grads(loss, devices=1)
+    fn = parallel.sharded_per_example_grads(loss, devices=1, in_axes=TD)
     with pytest.raises(ValueError, match=r"share one batch size, got sizes \[4, 5\]"):
+        fn(params, target_params, batch)
+
+
+def test_default_in_axes_batch_target_params_and_say_so():
+    loss, params, target_params, batch, _ = linear_td_problem(4)
+    fn = parallel.sharded_per_example_grads(loss, devices=1)  # (None, 0, 0): target batched
+    with pytest.raises(ValueError, match=r"share one batch size, got sizes \[3, 4\] \(the "
+                       r"default in_axes .* pass in_axes=\(None, None, 0\)"):
         fn(params, target_params, batch)
 
 
@@ -397,54 +422,56 @@ def _four_device_checks():
 
     @check("grads_sharded")
     def _():
-        fn = parallel.sharded_per_example_grads(loss, "all")
+        fn = parallel.sharded_per_example_grads(loss, "all", TD, structure=loss.structure)
         out = fn(params, target_params, batch)
         _assert_sharded(out, batch_sharding, 4)
         inside_jit = jax.jit(fn)(params, target_params, batch)  # Called from a caller's jit.
         _assert_sharded(inside_jit, batch_sharding, 4)
         _assert_trees_close(inside_jit, out)
-        norms = parallel.sharded_per_example_grad_norms(loss, "all", chunk_size=2)(
-            params, target_params, batch)
+        norms = parallel.sharded_per_example_grad_norms(
+            loss, "all", TD, structure=loss.structure, chunk_size=2)(params, target_params, batch)
         _assert_sharded(norms, batch_sharding, 4)
 
     @check("grads_match")
     def _():
+        kw = {"structure": loss.structure}
         for method in ("layerwise", "vmap"):
-            expected = jax.jit(grads.per_example_grads(loss, method=method))(
+            expected = jax.jit(grads.per_example_grads(loss, TDW, **kw, method=method))(
                 params, target_params, batch, weights)
             # Params committed to one device, the batch to another: both are re-placed.
             committed = jax.device_put(params, jax.devices()[1])
-            out = parallel.sharded_per_example_grads(loss, 4, method=method)(
+            out = parallel.sharded_per_example_grads(loss, 4, TDW, **kw, method=method)(
                 committed, target_params, jax.device_put(batch, jax.devices()[2]), weights)
             _assert_trees_close(out, expected)
-            norms = parallel.sharded_per_example_grad_norms(loss, 4, method=method)(
+            norms = parallel.sharded_per_example_grad_norms(loss, 4, TDW, **kw, method=method)(
                 params, target_params, batch, weights)
             _assert_trees_close(norms, jax.jit(grads.per_example_grad_norms(
-                loss, method=method))(params, target_params, batch, weights))
+                loss, TDW, **kw, method=method))(params, target_params, batch, weights))
         # The linear TD(0) oracle, sharded over 4 devices.
         lin_loss, lin_params, lin_target, lin_batch, lin_expected = linear_td_problem(8)
-        out = parallel.sharded_per_example_grads(lin_loss, "all")(
+        out = parallel.sharded_per_example_grads(lin_loss, "all", TD)(
             lin_params, lin_target, lin_batch)
         np.testing.assert_allclose(out["w"], lin_expected, rtol=1e-5, atol=1e-6)
 
     @check("clipped_mean")
     def _():
-        expected = jax.jit(grads.clipped_mean_grad(loss, 0.5))(
+        kw = {"structure": loss.structure}
+        expected = jax.jit(grads.clipped_mean_grad(loss, 0.5, TDW, **kw))(
             params, target_params, batch, weights)
-        out = parallel.sharded_clipped_mean_grad(loss, 0.5, "all", chunk_size=2)(
+        out = parallel.sharded_clipped_mean_grad(loss, 0.5, "all", TDW, **kw, chunk_size=2)(
             params, target_params, batch, weights)
         _assert_trees_close(out, expected)
         for leaf in jax.tree.leaves(out):
             assert leaf.sharding.is_fully_replicated and len(leaf.sharding.device_set) == 4
         lin_loss, lin_params, lin_target, lin_batch, lin_expected = linear_td_problem(8, 5)
-        out = parallel.sharded_clipped_mean_grad(lin_loss, 1.0, "all")(
+        out = parallel.sharded_clipped_mean_grad(lin_loss, 1.0, "all", TD)(
             lin_params, lin_target, lin_batch)
         np.testing.assert_allclose(out["w"], clipped_mean_oracle(lin_expected, 1.0),
                                    rtol=1e-5, atol=1e-6)
 
     @check("batch_errors")
     def _():
-        fn = parallel.sharded_per_example_grads(loss, "all")
+        fn = parallel.sharded_per_example_grads(loss, "all", TD)
         uneven = jax.tree.map(lambda x: x[:6], batch)
         try:
             fn(params, target_params, uneven)
