@@ -18,6 +18,7 @@ from agents import registry
 from agents import run as run_lib
 
 COMMON_DEFAULTS = run_lib.RunConfig()
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a Ctrl-C'd command
 
 
 def _option(name: str) -> str:
@@ -142,6 +143,22 @@ def build_train_parser(agent: str) -> argparse.ArgumentParser:
     parser.add_argument("--pin-cpu", action="store_true",
                         help="gym backend: run on one CPU core (faster for small networks, "
                         "whose computations gain nothing from XLA's worker threads; Linux)")
+    parser.add_argument("--reference-host-loop", action="store_true",
+                        help="gym backend: the readable reference loop (agents.host_loop) "
+                        "instead of its fast path (agents.host_fast); same maths, slower")
+    parser.add_argument("--wrapper", action="append", default=[],
+                        metavar="[module.]Name[:key=value,...]",
+                        help="wrap each Gymnasium env (training, evaluation, video) in this "
+                        "wrapper, e.g. FrameStackObservation:stack_size=4 (a bare name is "
+                        "looked up in gymnasium.wrappers); repeatable, applied in order; "
+                        "gym backend")
+    parser.add_argument("--tensorboard", action="store_true",
+                        help="also write TensorBoard event files to RUN_DIR/tensorboard "
+                        "(needs tensorboardX: pip install '.[tensorboard]')")
+    parser.add_argument("--wandb", action="store_true",
+                        help="also log to Weights & Biases (offline unless logged in or "
+                        "WANDB_MODE says otherwise; files in RUN_DIR/wandb; pip install "
+                        "'.[wandb]')")
     parser.add_argument("--sweep", action="append", default=[], metavar="NAME=V1,V2",
                         help="train every combination of these hyperparameter values (x "
                         "seeds) in one program; repeatable")
@@ -150,7 +167,10 @@ def build_train_parser(agent: str) -> argparse.ArgumentParser:
     parser.add_argument("--out", default=None, help="run folder (default runs/<agent>-<env>-"
                         "<time>)")
     parser.add_argument("--resume", default=None, metavar="DIR",
-                        help="continue the interrupted run in DIR (other options ignored)")
+                        help="continue the run in DIR from its newest readable checkpoint "
+                        "with its saved configuration; only --total-steps (to extend it), "
+                        "--checkpoint-seconds, --eval-episodes and --no-progress may be "
+                        "given with it")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_agent_options(parser, spec)
     return parser
@@ -162,6 +182,10 @@ def parse_sweep(items: Sequence[str]) -> dict:
         name, sep, values = item.partition("=")
         if not sep or not name or not values:
             raise run_lib.RunError(f"--sweep expects NAME=V1,V2,..., got '{item}'")
+        full = run_lib.HPARAM_ALIASES.get(name, name)
+        if any(run_lib.HPARAM_ALIASES.get(n, n) == full for n in sweep):
+            raise run_lib.RunError(f"--sweep {name}: '{full}' is swept twice; give all its "
+                                   f"values in one --sweep {full}=V1,V2,...")
         parsed = []
         for value in values.split(","):
             try:
@@ -180,19 +204,22 @@ def config_from_args(args: argparse.Namespace) -> run_lib.RunConfig:
     agent_config = {k[4:]: v for k, v in vars(args).items()
                     if k.startswith("cfg.") and v is not None}
     agent_config = {k: list(v) if isinstance(v, tuple) else v for k, v in agent_config.items()}
+    def run_default(name):  # an explicit 0 stays 0 (and is rejected), never the default
+        given = getattr(args, name)
+        return given if given is not None else overrides.get(
+            name, getattr(COMMON_DEFAULTS, name))
+
     return run_lib.RunConfig(
         agent=args.agent, env=args.env or spec.default_env, backend=args.backend,
-        seed=args.seed, seeds=args.seeds,
-        total_steps=args.total_steps or overrides.get("total_steps", COMMON_DEFAULTS.total_steps),
-        num_envs=args.num_envs or overrides.get("num_envs", COMMON_DEFAULTS.num_envs),
-        chunk_steps=args.chunk_steps or overrides.get("chunk_steps",
-                                                      COMMON_DEFAULTS.chunk_steps),
+        seed=args.seed, seeds=args.seeds, total_steps=run_default("total_steps"),
+        num_envs=run_default("num_envs"), chunk_steps=run_default("chunk_steps"),
         eval_episodes=args.eval_episodes, select_best=not args.no_select_best,
         select_episodes=args.select_episodes,
         stop_at_return=args.stop_at_return, checkpoint_seconds=args.checkpoint_seconds,
-        pin_cpu=args.pin_cpu,
+        pin_cpu=args.pin_cpu, fast_host_loop=not args.reference_host_loop,
         out=args.out, agent_config=agent_config, hparams=hparams,
-        sweep=parse_sweep(args.sweep), devices=args.devices)
+        sweep=parse_sweep(args.sweep), wrappers=list(args.wrapper), devices=args.devices,
+        tensorboard=args.tensorboard, wandb=args.wandb)
 
 
 def _fail(message: str, code: int = 2) -> int:
@@ -216,6 +243,21 @@ def enable_compilation_cache() -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
+def given_options(parser: argparse.ArgumentParser, argv: Sequence[str]) -> dict:
+    """The options written on the command line (not their defaults), by `dest`."""
+    saved = [(action, action.default) for action in parser._actions]
+    try:
+        for action, _ in saved:
+            action.default = argparse.SUPPRESS
+        return vars(parser.parse_args(argv))
+    finally:
+        for action, default in saved:
+            action.default = default
+
+
+RESUME_OK = set(run_lib.RESUME_CHANGEABLE) | {"resume", "no_progress", "help"}
+
+
 def train_main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     pre = argparse.ArgumentParser(add_help=False)
@@ -231,17 +273,28 @@ def train_main(argv: Sequence[str] | None = None) -> int:
             agent = run_lib.load_config(pathlib.Path(known.resume)).agent
         except run_lib.RunError as error:
             return _fail(str(error))
-    args = build_train_parser(agent).parse_args(argv)
+    parser = build_train_parser(agent)
+    args = parser.parse_args(argv)
     enable_compilation_cache()
     try:
         if args.resume is not None:
-            summary = run_lib.train(run_lib.RunConfig(), resume_dir=args.resume,
-                                    progress=not args.no_progress)
+            given = given_options(parser, argv)
+            refused = sorted(_option(name.split(".")[-1]) for name in set(given) - RESUME_OK)
+            if refused:
+                return _fail(f"--resume continues the run saved in {args.resume} with its own "
+                             f"configuration; it cannot change {', '.join(refused)} (allowed "
+                             f"with --resume: --total-steps to extend the run, "
+                             f"--checkpoint-seconds, --eval-episodes, --no-progress)")
+            changes = {name: given[name] for name in run_lib.RESUME_CHANGEABLE if name in given}
+            summary = run_lib.train(None, resume_dir=args.resume,
+                                    progress=not args.no_progress, **changes)
         else:
             summary = run_lib.train(config_from_args(args), progress=not args.no_progress)
     except run_lib.RunError as error:
         return _fail(str(error), error.code)
     print_summary(summary)
+    if summary.get("interrupted_by") == "signal":
+        return EXIT_INTERRUPTED
     return 0
 
 
@@ -267,26 +320,31 @@ def print_summary(summary: dict) -> None:
 def evaluate_main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="scripts/evaluate.py", description="Evaluate a saved agent greedily on the "
-        "Gymnasium environment; writes RUN_DIR/evaluation.json.")
+        "Gymnasium environment (every member; per configuration for sweeps); writes "
+        "RUN_DIR/evaluate-<env>-<episodes>ep.json (training's evaluation.json is kept).")
     parser.add_argument("run_dir", help="a run folder written by scripts/train.py")
     parser.add_argument("--episodes", type=int, default=100, help="episodes (default 100)")
-    parser.add_argument("--env", default=None, help="Gymnasium id (default: the run's env)")
+    parser.add_argument("--env", default=None, help="Gymnasium id (default: the run's env; "
+                        "its spaces must match the agent's)")
+    parser.add_argument("--out", default=None, help="the JSON file to write instead")
     parser.add_argument("--video", action="store_true",
                         help="also record one episode to RUN_DIR/videos (needs moviepy)")
     args = parser.parse_args(argv)
     if args.episodes <= 0:
         return _fail(f"--episodes must be > 0, got {args.episodes}")
-    run_dir = pathlib.Path(args.run_dir)
     try:
-        plan, state = run_lib.restore_for_evaluation(run_dir)
-        evaluation = run_lib.evaluate_members(plan, state, run_dir, env_id=args.env,
-                                              episodes=args.episodes, video=args.video)
-    except (run_lib.RunError, RuntimeError) as error:
-        return _fail(str(error))
-    except Exception as error:  # gymnasium's errors for unknown ids
-        if type(error).__module__.startswith("gymnasium"):
-            return _fail(str(error))
-        raise
+        evaluation = run_lib.evaluate_run(args.run_dir, env_id=args.env,
+                                          episodes=args.episodes, video=args.video,
+                                          out=args.out)
+    except (run_lib.RunError, RuntimeError, ValueError) as error:
+        code = getattr(error, "code", 2)
+        return _fail(str(error), code if isinstance(code, int) else 2)
     print(json.dumps({k: evaluation[k] for k in (
-        "env_id", "episodes", "mean_return", "std_return")}, indent=2))
+        "env_id", "episodes", "mean_return", "std_return", "path")}, indent=2))
+    if len(evaluation["configurations"]) > 1:
+        for c in evaluation["configurations"]:
+            setting = ", ".join(f"{k}={c[k]}" for k in c if k not in (
+                "seeds", "mean_return", "std_return_over_seeds", "ci95"))
+            ci = f" +- {c['ci95']:.1f} (95% CI)" if c["ci95"] is not None else ""
+            print(f"{setting}: mean return {c['mean_return']:.1f}{ci} over seeds {c['seeds']}")
     return 0

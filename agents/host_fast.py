@@ -64,7 +64,7 @@ def inline_cpu_dispatch() -> bool:
       True if CPU computations will run inline (now set, or set earlier); False if JAX's
       backends were already initialised with asynchronous dispatch (nothing is changed).
     """
-    if not _async_cpu_dispatch():
+    if not async_cpu_dispatch():
         return True
     if _jax_started():
         return False
@@ -140,14 +140,14 @@ def _jax_started() -> bool:
         return False
 
 
-def _pinned_cpu() -> int | None:
+def pinned_cpu() -> int | None:
     import os
 
     allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
     return next(iter(allowed)) if len(allowed) == 1 else None
 
 
-def _async_cpu_dispatch() -> bool:
+def async_cpu_dispatch() -> bool:
     return bool(jax.config.values.get("jax_cpu_enable_async_dispatch", True))
 
 

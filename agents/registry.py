@@ -30,8 +30,6 @@ class AgentSpec(NamedTuple):
         (before any compilation).
       default_env: the environment `scripts/train.py --agent NAME` uses without `--env`.
       run_defaults: this agent's defaults for the run (total_steps, num_envs, chunk_steps).
-      host_update_every: `host_update_every(config) -> K`, how many steps the host loop may
-        batch into one update dispatch (1 for agents whose `act` needs every update).
     """
 
     name: str
@@ -45,7 +43,6 @@ class AgentSpec(NamedTuple):
     validate: Callable[[Any, Mapping[str, Any]], None]
     default_env: str
     run_defaults: Mapping[str, int]
-    host_update_every: Callable[[Any], int] = lambda config: 1
 
 
 def _require_discrete_actions(agent: str, action_space: gymnasium.Space) -> None:
@@ -86,11 +83,48 @@ def _build_linear(observation_space, action_space, config):
     return linear_lib.sarsa_lambda_agent(observation_space, int(action_space.n), config)
 
 
-def _build_dqn(double: bool):
+def replay_agent_spec(name: str, description: str, learner: Callable[..., Any],
+                      config_cls: type, learner_hparams: Mapping[str, float],
+                      learner_help: Mapping[str, str],
+                      validate: Callable[[Any, Mapping[str, Any]], None] | None = None,
+                      config_overrides: Mapping[str, Any] | None = None,
+                      default_env: str = "CartPole-v1",
+                      run_defaults: Mapping[str, int] | None = None) -> AgentSpec:
+    """The registry entry of a replay-based agent: `learner(num_actions, config, name)`
+    (an `agents.learner.Learner`) on the replay driver, for Discrete actions and vector
+    observations.
+
+    Args:
+      name, description: as in `AgentSpec`.
+      learner: `learner(num_actions, config, name) -> Learner`.
+      config_cls: a frozen dataclass extending `agents.replay_driver.ReplayConfig`.
+      learner_hparams, learner_help: the learner's numeric hyperparameters (the driver adds
+        gamma, epsilon_start, epsilon_end, tau, importance_beta).
+      validate: `validate(config, hparams)` for the learner's settings (the driver's are
+        always checked).
+      config_overrides, default_env, run_defaults: as in `AgentSpec`.
+    """
+    from agents import replay_driver
+
     def build(observation_space, action_space, config):
         del observation_space
-        return dqn_lib.dqn(int(action_space.n), config, name="double_dqn" if double else "dqn")
-    return build
+        num_actions = int(action_space.n)
+        return replay_driver.replay_agent(learner(num_actions, config, name), config,
+                                          num_actions, name)
+
+    def check_all(config, hparams):
+        replay_driver.validate(config, hparams, name)
+        if validate is not None:
+            validate(config, hparams)
+
+    return AgentSpec(
+        name=name, description=description, config_cls=config_cls,
+        config_overrides=dict(config_overrides or {}),
+        default_hparams={**learner_hparams, **replay_driver.HPARAMS},
+        hparam_help={**learner_help, **replay_driver.HPARAM_HELP},
+        build=build, check=_check_dqn(name), validate=check_all, default_env=default_env,
+        run_defaults=dict(run_defaults or {"total_steps": 240_000, "num_envs": 16,
+                                           "chunk_steps": 10_000}))
 
 
 def _build_tabular(rule: str):
@@ -103,17 +137,14 @@ def _build_tabular(rule: str):
 def _specs() -> dict[str, AgentSpec]:
     specs = {}
     for name, double in (("dqn", False), ("double_dqn", True)):
-        specs[name] = AgentSpec(
-            name=name,
-            description=("Double DQN" if double else "DQN") + ": MLP Q-network, replay "
+        specs[name] = replay_agent_spec(
+            name, ("Double DQN" if double else "DQN") + ": MLP Q-network, replay "
             "(uniform/prioritized), target network, n-step returns",
-            config_cls=dqn_lib.DQNConfig,
-            config_overrides={"double": double},
-            default_hparams=dqn_lib.DEFAULT_HPARAMS, hparam_help=dqn_lib.HPARAM_HELP,
-            build=_build_dqn(double), check=_check_dqn(name), validate=dqn_lib.validate,
-            default_env="CartPole-v1",
-            run_defaults={"total_steps": 240_000, "num_envs": 16, "chunk_steps": 10_000},
-            host_update_every=lambda config: config.train_every)
+            learner=dqn_lib.dqn_learner, config_cls=dqn_lib.DQNConfig,
+            learner_hparams=dqn_lib.LEARNER_HPARAMS,
+            learner_help={"learning_rate": dqn_lib.HPARAM_HELP["learning_rate"]},
+            validate=lambda config, hparams, n=name: dqn_lib.validate(config, hparams, n),
+            config_overrides={"double": double})
     for rule in tabular_lib.RULES:
         specs[rule] = AgentSpec(
             name=rule,

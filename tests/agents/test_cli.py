@@ -32,7 +32,7 @@ def _script(*args, timeout=300):
 
 
 def _final_params(run_dir):
-    plan, state = run_lib.restore_for_evaluation(pathlib.Path(run_dir))
+    plan, backend, state = run_lib.restore_for_evaluation(pathlib.Path(run_dir))
     return state.agent.params
 
 
@@ -40,7 +40,8 @@ def _final_params(run_dir):
 def test_train_writes_the_run_folder_and_resume_equals_uninterrupted(tmp_path):
     summary = run_lib.train(_config(tmp_path / "full"), progress=False)
     run_dir = pathlib.Path(summary["run_dir"])
-    for name in ("config.json", "metrics.csv", "learning_curve.png", "evaluation.json"):
+    for name in ("config.json", "metrics.csv", "learning_curve.png", "learning_curve.svg",
+                 "learning_curve.pdf", "evaluation.json"):
         assert (run_dir / name).is_file(), name
     assert Checkpointer(run_dir / "checkpoints").latest_step() == 4
     rows = run_lib.read_metrics(run_dir / "metrics.csv")
@@ -58,10 +59,12 @@ def test_train_writes_the_run_folder_and_resume_equals_uninterrupted(tmp_path):
     rows = run_lib.read_metrics(tmp_path / "part" / "metrics.csv")
     assert [int(r["chunk"]) for r in rows] == [0, 1, 2, 3]
 
-    # scripts/evaluate.py on the finished run rewrites evaluation.json.
+    # scripts/evaluate.py writes its own file; training's evaluation.json is kept.
+    before = (run_dir / "evaluation.json").read_text()
     result = _script("scripts/evaluate.py", str(run_dir), "--episodes", "3")
     assert result.returncode == 0, result.stderr
-    evaluation = json.loads((run_dir / "evaluation.json").read_text())
+    assert (run_dir / "evaluation.json").read_text() == before
+    evaluation = json.loads((run_dir / "evaluate-CartPole-v1-3ep.json").read_text())
     assert evaluation["episodes"] == 3 and evaluation["env_id"] == "CartPole-v1"
 
 
@@ -83,13 +86,12 @@ def test_gym_backend_trains_a_tabular_agent(tmp_path):
     summary = run_lib.train(config, progress=False)
     assert summary["backend"] == "gym" and summary["chunks_done"] == 3
     assert (tmp_path / "taxi" / "evaluation.json").is_file()
-    # Resuming a finished gym run is a no-op that keeps the checkpoint.
-    params = _final_params(tmp_path / "taxi")
-    assert params["table"].shape == (1, 500, 6)
+    _, backend, state = run_lib.restore_for_evaluation(tmp_path / "taxi")
+    assert backend.name == "gym" and state.params["table"].shape == (500, 6)
 
 
 class _InterruptAfter:
-    """Stands in for run._Interrupt: Ctrl-C 'arrives' at the n-th check of the flag."""
+    """Stands in for runner.Interrupt: Ctrl-C 'arrives' at the n-th check of the flag."""
 
     def __init__(self, checks):
         self.checks = checks
@@ -107,20 +109,18 @@ class _InterruptAfter:
 
 
 @pytest.mark.slow
-def test_gym_backend_checkpoints_on_time_and_keeps_completed_chunks_on_ctrl_c(
-        tmp_path, monkeypatch):
+def test_gym_backend_checkpoints_on_time_and_keeps_completed_chunks_on_ctrl_c(tmp_path):
     base = dict(agent="q_learning", env="Taxi-v4", total_steps=300, num_envs=1,
                 chunk_steps=100, eval_episodes=0, checkpoint_seconds=1e9)
     # No time-based save within the run: only the final chunk is checkpointed.
     run_lib.train(run_lib.RunConfig(**base, out=str(tmp_path / "full")), progress=False)
     assert Checkpointer(tmp_path / "full" / "checkpoints").all_steps() == [3]
     # Ctrl-C in the middle of chunk 2: that chunk is dropped, chunk 1 is saved at once.
-    monkeypatch.setattr(run_lib, "_Interrupt", lambda: _InterruptAfter(150))
     summary = run_lib.train(run_lib.RunConfig(**base, out=str(tmp_path / "cut")),
-                            progress=False)
+                            progress=False, interrupt_cls=lambda message: _InterruptAfter(150))
     assert summary["interrupted"] and summary["chunks_done"] == 1
+    assert summary["interrupted_by"] == "signal"
     assert Checkpointer(tmp_path / "cut" / "checkpoints").all_steps() == [1]
-    monkeypatch.undo()
     resumed = run_lib.train(run_lib.RunConfig(), resume_dir=tmp_path / "cut", progress=False)
     assert resumed["chunks_done"] == 3 and not resumed["interrupted"]
     rows = run_lib.read_metrics(tmp_path / "cut" / "metrics.csv")
@@ -155,11 +155,11 @@ def test_pin_to_one_cpu_is_a_no_op_once_jax_has_started():
 
     import jax
 
-    from agents import host_loop
+    from agents import host_fast
 
     jax.numpy.zeros(1).block_until_ready()
     before = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
-    assert host_loop.pin_to_one_cpu() is None
+    assert host_fast.pin_to_one_cpu() is None
     if before is not None:
         assert os.sched_getaffinity(0) == before
 
@@ -167,11 +167,11 @@ def test_pin_to_one_cpu_is_a_no_op_once_jax_has_started():
 def test_inline_cpu_dispatch_is_a_no_op_once_jax_has_started():
     import jax
 
-    from agents import host_loop
+    from agents import host_fast
 
     jax.numpy.zeros(1).block_until_ready()  # JAX's backends are up in this process
     before = jax.config.values["jax_cpu_enable_async_dispatch"]
-    assert host_loop.inline_cpu_dispatch() is (not before)
+    assert host_fast.inline_cpu_dispatch() is (not before)
     assert jax.config.values["jax_cpu_enable_async_dispatch"] == before
 
 
@@ -184,7 +184,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     checkpoints = Checkpointer(tmp_path / "nan" / "checkpoints")
     last = checkpoints.latest_step()
     if last is not None:  # every kept checkpoint holds finite parameters
-        _, state = run_lib.restore_for_evaluation(tmp_path / "nan")
+        _, _, state = run_lib.restore_for_evaluation(tmp_path / "nan")
         assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(state.agent.params))
 
 
@@ -245,10 +245,10 @@ def test_sweep_members_match_the_same_configurations_run_one_by_one(tmp_path):
     common = dict(total_steps=200, chunk_steps=100, eval_episodes=0, select_best=False)
     run_lib.train(_config(tmp_path / "sweep", sweep={"lr": [1e-3, 3e-4]}, **common),
                   progress=False)
-    _, swept = run_lib.restore_for_evaluation(tmp_path / "sweep")
+    _, _, swept = run_lib.restore_for_evaluation(tmp_path / "sweep")
     for member, lr in enumerate([1e-3, 3e-4]):
         out = tmp_path / f"single-{member}"
         run_lib.train(_config(out, hparams={"learning_rate": lr}, **common), progress=False)
-        _, single = run_lib.restore_for_evaluation(out)
+        _, _, single = run_lib.restore_for_evaluation(out)
         jax.tree.map(lambda a, b, m=member: np.testing.assert_allclose(
             a[m], b[0], rtol=1e-4, atol=1e-5), swept.agent.params, single.agent.params)
