@@ -236,3 +236,29 @@ def test_readme_install_commands_are_editable():
     for marker in ("main-command", "test-command"):
         block = text.split(f"<!-- {marker} -->")[1].split(f"<!-- /{marker} -->")[0]
         assert "pip install -e " in block, block
+
+
+@pytest.mark.slow
+def test_a_wrapper_runs_on_the_gym_backend_and_is_recorded(tmp_path):
+    out = tmp_path / "wrapped"
+    code = cli.train_main([*TINY, "--total-steps", "200", "--eval-episodes", "1",
+                           "--wrapper", "ClipReward:min_reward=0,max_reward=0.5",
+                           "--out", str(out)])
+    assert code == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["backend_resolved"] == "gym"
+    assert config["wrappers"] == ["ClipReward:min_reward=0,max_reward=0.5"]
+    rows = run_lib.read_metrics(out / "metrics.csv")
+    assert all(float(r["mean_return"]) <= 0.5 * float(r["mean_length"]) + 1e-6
+               for r in rows if r["mean_return"])  # training saw the clipped rewards
+    evaluation = json.loads((out / "evaluation.json").read_text())
+    assert evaluation["mean_return"] <= 0.5 * evaluation["members"][0]["mean_length"] + 1e-6
+
+
+def test_a_bad_wrapper_is_one_line(tmp_path, capsys):
+    assert cli.train_main(["--wrapper", "NoSuchWrapper", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--wrapper 'NoSuchWrapper'" in err, err
+    assert cli.train_main(["--wrapper", "ClipReward:min_reward=0", "--backend", "jax",
+                           "--out", str(tmp_path / "r")]) == 2
+    assert "needs --backend gym" in capsys.readouterr().err
