@@ -11,8 +11,8 @@ Every sweep over runs and parameters is ONE `jax.jit` of nested `jax.vmap`s: ove
 over the numeric parameters (`alpha`, `lambda`, `n` are traced values, never recompiled).
 
 Modules:
-  results     the result schema (`make_series`, `find_series`), `format_table`,
-              `plot_result`, `save_result`
+  results     the result schema (`make_series`, `find_series`)
+  report      `format_table`, `plot_result`, `save_result`
   registry    `EXPERIMENTS` (name -> `Experiment`: title, default runs, compute, summary,
               panels), `run_experiment`
   prediction  prediction agents `Predictor(init, update, run)`: TD(lambda), true online
@@ -34,14 +34,8 @@ Prediction experiments sample each run's episodes back to back as one stream
 """
 
 from agents.textbook.registry import EXPERIMENTS, Experiment, Panel, names, run_experiment
-from agents.textbook.results import (
-                                     PARAM_KEYS,
-                                     find_series,
-                                     format_table,
-                                     make_series,
-                                     plot_result,
-                                     save_result,
-)
+from agents.textbook.report import format_table, plot_result, save_result
+from agents.textbook.results import PARAM_KEYS, find_series, make_series
 
 __all__ = ["EXPERIMENTS", "Experiment", "PARAM_KEYS", "Panel", "find_series", "format_table",
            "make_series", "names", "plot_result", "run_experiment", "save_result"]

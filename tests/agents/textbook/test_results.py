@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from agents.textbook import results
+from agents.textbook import report, results
 
 
 def fake_result():
@@ -54,9 +54,9 @@ def test_summary_helpers():
 
 def test_table_and_files(tmp_path):
     res = fake_result()
-    table = results.format_table(res)
+    table = report.format_table(res)
     assert table.splitlines()[0].startswith("Figure 11.6: expected emphatic TD")
     assert "4 / 0.5" in table and "goes to 0 (converges)" in table
-    paths = results.save_result(res, tmp_path / "out")
+    paths = report.save_result(res, tmp_path / "out")
     assert json.loads(paths["json"].read_text()) == res
     assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
