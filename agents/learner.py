@@ -23,6 +23,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from agents.base import merge_hparams
+from tdkit.types import Transition
+
 Array = chex.Array
 
 
@@ -107,3 +110,28 @@ def copy_tree(tree: Any) -> Any:
     import jax.numpy as jnp
 
     return jax.tree.map(jnp.copy, tree)
+
+
+def start_learner(learner: Learner, key: Array, example_obs: Any,
+                  default_hparams: Mapping[str, float], hparams: Mapping[str, Any] | None,
+                  check: Callable[[Mapping[str, Any]], None]):
+    """The start of a driver's `init`, shared by the drivers.
+
+    Merges and checks the hyperparameters (`check` the driver's, then the learner's
+    `check_hparams`; traced values are skipped), initialises the learner and splits off the
+    agent's own key.
+
+    Returns:
+      `(hparams, learner_state, agent_key, example_transition)`: the float32 hyperparameters,
+      the `LearnerState`, a PRNG key, and ONE zero `Transition` shaped like `example_obs`.
+    """
+    hp = merge_hparams(default_hparams, hparams)
+    given = {**default_hparams, **(hparams or {})}
+    check(given)
+    if learner.check_hparams is not None:
+        learner.check_hparams(given)
+    k_params, k_state = jax.random.split(key)
+    example_obs = jnp.asarray(example_obs, jnp.float32)
+    example = Transition(obs_tm1=example_obs, a_tm1=jnp.zeros((), jnp.int32),
+                         r_t=jnp.zeros(()), discount_t=jnp.zeros(()), obs_t=example_obs)
+    return hp, learner.init(k_params, example_obs, hp), k_state, example

@@ -29,10 +29,9 @@ import jax.numpy as jnp
 import optax
 
 from agents import exploration
-from agents.base import Agent, AgentState, FastPath, merge_hparams, scan_updates
-from agents.learner import Learner, LearnerState
+from agents.base import Agent, AgentState, FastPath, scan_updates
+from agents.learner import Learner, LearnerState, start_learner
 from tdkit import nstep, replay
-from tdkit.types import Transition
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,17 +134,9 @@ def replay_agent(learner: Learner, config: ReplayConfig, num_actions: int,
                                        config.epsilon_decay_steps)
 
     def init(key, example_obs, num_envs, hparams=None):
-        hp = merge_hparams(default_hparams, hparams)
-        given = {**default_hparams, **(hparams or {})}
-        validate(config, given, name)  # as given (also under jit: traced values skipped)
-        if learner.check_hparams is not None:
-            learner.check_hparams(given)
-        k_params, k_state = jax.random.split(key)
-        example_obs = jnp.asarray(example_obs, jnp.float32)
-        learner_state = learner.init(k_params, example_obs, hp)
-        example = Transition(
-            obs_tm1=example_obs, a_tm1=jnp.zeros((), jnp.int32), r_t=jnp.zeros(()),
-            discount_t=jnp.zeros(()), obs_t=example_obs)
+        hp, learner_state, k_state, example = start_learner(
+            learner, key, example_obs, default_hparams, hparams,
+            lambda given: validate(config, given, name))
         batch_example = jax.tree.map(lambda x: jnp.stack([x] * num_envs), example)
         return AgentState(
             params=learner_state.params, target_params=learner_state.target_params,

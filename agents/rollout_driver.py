@@ -24,8 +24,8 @@ import jax.numpy as jnp
 import optax
 
 from agents import exploration
-from agents.base import Agent, AgentState, merge_hparams
-from agents.learner import Learner, LearnerState
+from agents.base import Agent, AgentState
+from agents.learner import Learner, LearnerState, start_learner
 from tdkit.types import Transition
 
 Array = chex.Array
@@ -98,17 +98,9 @@ def rollout_agent(learner: Learner, config: RolloutConfig, num_actions: int,
                                        config.epsilon_decay_steps)
 
     def init(key, example_obs, num_envs, hparams=None):
-        hp = merge_hparams(default_hparams, hparams)
-        given = {**default_hparams, **(hparams or {})}
-        validate(config, given, name)
-        if learner.check_hparams is not None:
-            learner.check_hparams(given)
-        k_params, k_state = jax.random.split(key)
-        example_obs = jnp.asarray(example_obs, jnp.float32)
-        learner_state = learner.init(k_params, example_obs, hp)
-        example = Transition(
-            obs_tm1=example_obs, a_tm1=jnp.zeros((), jnp.int32), r_t=jnp.zeros(()),
-            discount_t=jnp.zeros(()), obs_t=example_obs)
+        hp, learner_state, k_state, example = start_learner(
+            learner, key, example_obs, default_hparams, hparams,
+            lambda given: validate(config, given, name))
         rollout = Rollout(
             transitions=jax.tree.map(lambda x: jnp.zeros((length, num_envs) + x.shape,
                                                          x.dtype), example),

@@ -15,6 +15,7 @@ import pytest
 from agents import cli, runner
 from agents import run as run_lib
 from agents.checkpoint import Checkpointer
+from tests.agents.test_cli import _InterruptAfter
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 TINY = ["--hidden-sizes", "8", "--buffer-size", "256", "--batch-size", "16",
@@ -166,28 +167,11 @@ def test_repeated_sweep_of_one_name_is_an_error(tmp_path, capsys):
     assert "both set" in capsys.readouterr().err
 
 
-class _CtrlCAfterChunks:
-    """Stands in for runner.Interrupt: the flag is raised after `n` chunk checks."""
-
-    def __init__(self, message, n=1):
-        self.message, self.n = message, n
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    @property
-    def requested(self):
-        self.n -= 1
-        return self.n < 0
-
-
 @pytest.mark.slow
 def test_ctrl_c_exits_130_and_the_gym_message_says_what_it_does(tmp_path, monkeypatch,
                                                                  capsys):
-    monkeypatch.setattr(runner, "Interrupt", _CtrlCAfterChunks)
+    # Ctrl-C 'arrives' at the second check of the flag (inside the second chunk)
+    monkeypatch.setattr(runner, "Interrupt", lambda message: _InterruptAfter(1))
     code = cli.train_main(["--agent", "q_learning", "--env", "Taxi-v4", "--total-steps",
                            "300", "--chunk-steps", "100", "--eval-episodes", "0",
                            "--no-progress", "--out", str(tmp_path / "taxi")])
