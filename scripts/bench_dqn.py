@@ -67,11 +67,13 @@ def _rows(run_dir):
         return list(csv.DictReader(f))
 
 
-def time_to_solve(seed, env, workdir):
-    out = pathlib.Path(workdir) / f"jax-seed{seed}"
+def time_to_solve(seed, env, workdir, extra_args=(), tag="jax"):
+    """`train.py --seed S --stop-at-return 475 [extra_args]` timed from the command's start to
+    the end of the chunk whose greedy evaluation first reached 475 (see the module doc)."""
+    out = pathlib.Path(workdir) / f"{tag}-seed{seed}"
     start_epoch, seconds, _ = _run(
-        ["--seed", str(seed), "--out", str(out), "--no-progress", "--stop-at-return", "475"],
-        env)
+        ["--seed", str(seed), "--out", str(out), "--no-progress", "--stop-at-return", "475",
+         *extra_args], env)
     rows = _rows(out)
     solved_rows = [r for r in rows if float(r["best_eval_return"]) >= 475.0]
     evaluation = json.loads((out / "evaluation.json").read_text())

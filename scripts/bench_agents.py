@@ -1,0 +1,109 @@
+"""Every replay-based deep agent against DQN in one run: time to solve CartPole-v1 and steps/s.
+
+For each agent (default: every registered agent with a replay driver whose default
+environment is CartPole-v1):
+
+1. time to solve (jitted loop, cold: imports and compilation included, JAX's persistent
+   compilation cache off): `scripts/train.py --agent NAME --seed S --stop-at-return 475`,
+   from the command's start to the end of the chunk whose greedy evaluation on the JAX twin
+   first reached 475, confirmed by the command's 100 greedy episodes on Gymnasium's own
+   CartPole-v1 (mean >= 475); the median over `--seeds` seeds;
+2. steps/s with 1 and 16 seeds in one program (`--seeds 1|16 --total-steps T`, no greedy
+   evaluation between chunks): environment steps of all members per second, the median over
+   chunks after the first (which includes compilation).
+
+Ratios are against DQN measured in the same run (the issue's targets: no distributional
+agent slower than 2x DQN per step; C51 and QR-DQN solve in under 2x DQN's time).
+
+    python scripts/bench_agents.py [--agents dqn c51 ...] [--seeds 2] [--steps 100000]
+        [--device cpu|gpu] [--out runs/bench_agents.json]
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import statistics
+import sys
+import tempfile
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import bench_dqn  # noqa: E402  (the timing helpers of the DQN benchmark)
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def replay_agents() -> list[str]:
+    sys.path.insert(0, str(ROOT))
+    from agents import registry, replay_driver
+
+    return [name for name, spec in registry.AGENTS.items()
+            if issubclass(spec.config_cls, replay_driver.ReplayConfig)
+            and spec.default_env == "CartPole-v1"]
+
+
+def throughput(agent, members, steps, env, workdir):
+    out = pathlib.Path(workdir) / f"{agent}-x{members}"
+    bench_dqn._run(["--agent", agent, "--seeds", str(members), "--total-steps", str(steps),
+                    "--chunk-steps", str(max(steps // 8, 1)), "--eval-episodes", "0",
+                    "--no-select-best", "--no-progress", "--out", str(out)], env)
+    rates = [float(r["steps_per_second"]) for r in bench_dqn._rows(out)
+             if int(r["member"]) == 0][1:]
+    return statistics.median(rates)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--agents", nargs="*", default=None,
+                        help="agent names (default: every replay agent for CartPole-v1)")
+    parser.add_argument("--seeds", type=int, default=2, help="seeds for time to solve")
+    parser.add_argument("--steps", type=int, default=100_000,
+                        help="environment steps per member of the throughput runs")
+    parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
+    parser.add_argument("--out", default="runs/bench_agents.json")
+    args = parser.parse_args()
+    agents = args.agents or replay_agents()
+    if "dqn" not in agents:
+        agents = ["dqn", *agents]
+    env = {**os.environ, "TDKIT_COMPILATION_CACHE": "off",
+           "JAX_PLATFORMS": "cuda" if args.device == "gpu" else "cpu",
+           "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    print(f"agents: {', '.join(agents)}; load average {os.getloadavg()[0]:.2f}", flush=True)
+    results = {}
+    with tempfile.TemporaryDirectory() as workdir:
+        for agent in agents:
+            solves = [bench_dqn.time_to_solve(seed, env, workdir, ["--agent", agent], agent)
+                      for seed in range(args.seeds)]
+            times = [s["seconds_to_solve"] for s in solves if s["solved"]]
+            results[agent] = {
+                "solved": f"{len(times)}/{args.seeds}",
+                "median_seconds_to_solve": statistics.median(times) if times else None,
+                "steps_per_second_1": throughput(agent, 1, args.steps, env, workdir),
+                "steps_per_second_16": throughput(agent, 16, args.steps, env, workdir),
+                "runs": solves}
+            r = results[agent]
+            print(f"{agent}: solved {r['solved']}, median {r['median_seconds_to_solve']} s; "
+                  f"{r['steps_per_second_1']:,.0f} steps/s (1 seed), "
+                  f"{r['steps_per_second_16']:,.0f} steps/s (16 seeds)", flush=True)
+    base = results["dqn"]
+    print(f"\n{'agent':<14}{'solved':>8}{'time (s)':>10}{'x DQN':>8}{'steps/s 1':>12}"
+          f"{'x DQN':>8}{'steps/s 16':>12}{'x DQN':>8}")
+    for agent, r in results.items():
+        t = r["median_seconds_to_solve"]
+        ratio_t = (t / base["median_seconds_to_solve"]
+                   if t and base["median_seconds_to_solve"] else None)
+        r["time_vs_dqn"] = ratio_t
+        r["per_step_cost_vs_dqn_1"] = base["steps_per_second_1"] / r["steps_per_second_1"]
+        r["per_step_cost_vs_dqn_16"] = base["steps_per_second_16"] / r["steps_per_second_16"]
+        print(f"{agent:<14}{r['solved']:>8}{t if t is None else round(t, 1)!s:>10}"
+              f"{'-' if ratio_t is None else f'{ratio_t:.2f}':>8}"
+              f"{r['steps_per_second_1']:>12,.0f}{r['per_step_cost_vs_dqn_1']:>8.2f}"
+              f"{r['steps_per_second_16']:>12,.0f}{r['per_step_cost_vs_dqn_16']:>8.2f}")
+    pathlib.Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    pathlib.Path(args.out).write_text(json.dumps(
+        {"load_average": os.getloadavg()[0], "agents": results}, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
