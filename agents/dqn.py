@@ -20,8 +20,7 @@ import optax
 
 from agents import replay_driver
 from agents.base import Agent
-from agents.learner import Learner, LearnerState, copy_tree, make_optimizer
-from tdkit import grads as tdgrads
+from agents.learner import Learner, gradient_learner, make_optimizer
 from tdkit import losses, values
 
 
@@ -89,49 +88,26 @@ def dqn_learner(num_actions: int, config: DQNConfig = DQNConfig(), name: str = "
 
     `step(state, batch, weights, hparams, key)` (`key` unused): `batch` a `tdkit.Transition`
     `[B]`, `weights` float32 `[B]`; the loss is `mean_b(weights[b] * loss(delta_b))` with
-    `delta_b` the (double) Q-learning TD error against `state.target_params`; `info = {"loss": [],
-    "priorities": |delta| [B]}`. Reads `hparams["learning_rate"]`.
+    `delta_b` the (double) Q-learning TD error against `state.target_params`; `info = {"loss":
+    [], "priorities": |delta| [B]}`. Reads `hparams["learning_rate"]`.
     """
     value_fn = values.mlp(config.hidden_sizes, num_actions, layer_norm=config.layer_norm)
     rule = "double_q_learning" if config.double else "q_learning"
     loss_fn = losses.td_loss(value_fn, rule, config.loss)
     loss_aux = losses.td_loss(value_fn, rule, config.loss, has_aux=True)
-    if config.per_example_max_norm is not None:
-        clipped_grad = tdgrads.clipped_mean_grad(
-            loss_fn, config.per_example_max_norm, in_axes=(None, None, 0, 0),
-            structure=loss_fn.structure)
 
-    def optimizer(hparams):
-        return make_optimizer(config.optimizer, hparams["learning_rate"],
-                              config.learning_rate_decay_steps, config.max_grad_norm)
+    def example_loss(params, target_params, transition, weight, key):
+        del key  # DQN's loss is deterministic
+        loss, td_error = loss_aux(params, target_params, transition, weight)
+        return loss, jnp.abs(td_error)
 
-    def init(key, example_obs, hparams):
-        params = value_fn.init(key, jnp.asarray(example_obs, jnp.float32))
-        return LearnerState(params=params, target_params=copy_tree(params),
-                            opt_state=copy_tree(optimizer(hparams).init(params)),
-                            step=jnp.zeros((), jnp.int32))
-
-    def step(state, batch, weights, hparams, key):
-        del key  # DQN's update is deterministic given the batch
-        def mean_loss(params):
-            per_example, td_error = jax.vmap(loss_aux, in_axes=(None, None, 0, 0))(
-                params, state.target_params, batch, weights)
-            return per_example.mean(), td_error
-
-        if config.per_example_max_norm is None:
-            (loss, td_error), grad = jax.value_and_grad(mean_loss, has_aux=True)(state.params)
-        else:
-            loss, td_error = mean_loss(state.params)
-            grad = clipped_grad(state.params, state.target_params, batch, weights)
-        updates, opt_state = optimizer(hparams).update(grad, state.opt_state, state.params)
-        state = state._replace(params=optax.apply_updates(state.params, updates),
-                               opt_state=opt_state, step=state.step + 1)
-        return state, {"loss": loss, "priorities": jnp.abs(td_error)}
-
-    return Learner(init=init, step=step,
-                   action_values=jax.vmap(value_fn.apply, in_axes=(None, 0)),
-                   name=name, default_hparams=dict(LEARNER_HPARAMS),
-                   check_hparams=lambda hparams: check_learning_rate(hparams, name))
+    return gradient_learner(
+        name, value_fn.init, example_loss, jax.vmap(value_fn.apply, in_axes=(None, 0)),
+        lambda hparams: make_optimizer(config.optimizer, hparams["learning_rate"],
+                                       config.learning_rate_decay_steps, config.max_grad_norm),
+        LEARNER_HPARAMS, check_hparams=lambda hparams: check_learning_rate(hparams, name),
+        clipping=None if config.per_example_max_norm is None else (
+            config.per_example_max_norm, loss_fn, loss_fn.structure))
 
 
 def dqn(num_actions: int, config: DQNConfig = DQNConfig(), name: str = "dqn") -> Agent:

@@ -104,6 +104,85 @@ def make_optimizer(name: str, learning_rate: Any, decay_steps: int | None = None
     return opt
 
 
+def gradient_learner(
+    name: str,
+    init_params: Callable[[Array, Array], Any],
+    example_loss: Callable[..., tuple[Array, Array]],
+    action_values: Callable[[Any, Array], Array],
+    optimizer: Callable[[Mapping[str, Any]], optax.GradientTransformation],
+    default_hparams: Mapping[str, float],
+    check_hparams: Callable[[Mapping[str, Any]], None] | None = None,
+    per_example_keys: bool = False,
+    clipping: tuple[float, Callable[..., Array], Any] | None = None,
+) -> Learner:
+    """A replay learner that takes one optimizer step on the mean of a per-example loss.
+
+    The shared body of DQN-family learners: an agent supplies its network (`init_params`),
+    the loss of ONE transition and its acting values; this gives `init` and `step`:
+
+        loss, priorities = mean_b example_loss(params, target_params, batch[b], weights[b], k_b)
+        params, opt_state = optimizer.update(grad loss, ...)
+
+    Args:
+      name: the learner's name.
+      init_params: `init_params(key, example_obs [O...]) -> params`.
+      example_loss: `example_loss(params, target_params, transition, weight, key) ->
+        (loss [], priority [])` for ONE `tdkit.Transition` and importance weight (the loss
+        already weighted); `priority` feeds prioritized replay (e.g. `|TD error|`).
+      action_values: `action_values(params, obs [N, O...]) -> [N, A]` for acting.
+      optimizer: `optimizer(hparams) -> optax.GradientTransformation` (see `make_optimizer`;
+        built in the traced step, so swept learning rates work).
+      default_hparams: the learner's numeric hyperparameters.
+      check_hparams: see `Learner`.
+      per_example_keys: each example gets its own key (`split(key, B)`), e.g. for IQN's
+        sampled quantile fractions; otherwise every example shares `key` (e.g. one noise
+        sample of a noisy network per batch).
+      clipping: `(max_norm, loss, structure)`: clip each example's gradient of
+        `loss(params, target_params, transition, weight) -> []` to `max_norm` and average
+        (`tdkit.grads.clipped_mean_grad`, with `structure` for its layerwise path); the
+        reported loss and priorities still come from `example_loss`.
+
+    Returns:
+      A `Learner` whose `step(state, batch [B], weights [B], hparams, key)` returns
+      `info = {"loss": [], "priorities": [B]}`.
+    """
+
+    def init(key, example_obs, hparams):
+        params = init_params(key, jnp.asarray(example_obs, jnp.float32))
+        return LearnerState(params=params, target_params=copy_tree(params),
+                            opt_state=copy_tree(optimizer(hparams).init(params)),
+                            step=jnp.zeros((), jnp.int32))
+
+    def step(state, batch, weights, hparams, key):
+        batch_size = weights.shape[0]
+        keys = jax.random.split(key, batch_size) if per_example_keys else key
+        key_axis = 0 if per_example_keys else None
+
+        def mean_loss(params):
+            losses, priorities = jax.vmap(example_loss, in_axes=(None, None, 0, 0, key_axis))(
+                params, state.target_params, batch, weights, keys)
+            return losses.mean(), priorities
+
+        if clipping is None:
+            (loss, priorities), grad = jax.value_and_grad(mean_loss, has_aux=True)(
+                state.params)
+        else:
+            from tdkit import grads
+
+            max_norm, clip_loss, structure = clipping
+            loss, priorities = mean_loss(state.params)
+            grad = grads.clipped_mean_grad(clip_loss, max_norm, in_axes=(None, None, 0, 0),
+                                           structure=structure)(
+                state.params, state.target_params, batch, weights)
+        updates, opt_state = optimizer(hparams).update(grad, state.opt_state, state.params)
+        state = state._replace(params=optax.apply_updates(state.params, updates),
+                               opt_state=opt_state, step=state.step + 1)
+        return state, {"loss": loss, "priorities": priorities}
+
+    return Learner(init=init, step=step, action_values=action_values, name=name,
+                   default_hparams=dict(default_hparams), check_hparams=check_hparams)
+
+
 def copy_tree(tree: Any) -> Any:
     """A copy of every leaf (no two leaves of a state may share a buffer: the host loop
     donates its state to XLA)."""
