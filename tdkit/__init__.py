@@ -4,6 +4,8 @@ Top-level names are the TD core: one-step TD errors (`td_learning`, `q_learning`
 multi-step errors and returns for one trajectory (`td_lambda`, `retrace`, `lambda_returns`,
 ...), losses (`l2_loss`, `huber_loss`, `td_loss` with its `TDRule` and `TDLoss`) and the
 `Transition` container.
+Distributional TD (`tdkit.distributional`): categorical (C51) and quantile (QR-DQN, IQN) TD
+with rlax's names, and `TDRule`s for `td_loss`.
 Submodules: `values` (value functions), `features` (tile coding, Fourier, ...), `grads`
 (per-example gradients), `autodiff` (Hessians, HVPs, Jacobians, custom gradients),
 `replay`, `nstep`, `policies`, and the classic TD family: `traces` (TD(lambda), true online),
@@ -13,6 +15,7 @@ Submodules: `values` (value functions), `features` (tile coding, Fourier, ...), 
 
 from tdkit import (
     autodiff,
+    distributional,
     dp,
     emphatic,
     features,
@@ -25,6 +28,16 @@ from tdkit import (
     replay,
     traces,
     values,
+)
+from tdkit.distributional import (
+    categorical_double_q_learning,
+    categorical_l2_project,
+    categorical_q_learning,
+    categorical_td_learning,
+    iqn_q_learning,
+    quantile_expected_sarsa,
+    quantile_q_learning,
+    quantile_regression_loss,
 )
 from tdkit.losses import TDLoss, TDRule, huber_loss, l2_loss, td_loss
 from tdkit.multistep import (
@@ -63,6 +76,7 @@ __all__ = [
     "TDRule",
     "Transition",
     "autodiff",
+    "distributional",
     "dp",
     "emphatic",
     "features",
@@ -77,6 +91,14 @@ __all__ = [
     "traces",
     "values",
     "VTraceOutput",
+    "categorical_double_q_learning",
+    "categorical_l2_project",
+    "categorical_q_learning",
+    "categorical_td_learning",
+    "iqn_q_learning",
+    "quantile_expected_sarsa",
+    "quantile_q_learning",
+    "quantile_regression_loss",
     "batched_index",
     "discount_from_terminated",
     "discounted_returns",
