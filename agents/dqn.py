@@ -25,12 +25,13 @@ from tdkit import losses, values
 
 
 @dataclasses.dataclass(frozen=True)
-class DQNConfig(replay_driver.ReplayConfig):
-    """Static DQN settings: the replay driver's (`ReplayConfig`) and the learner's.
+class QNetworkConfig(replay_driver.ReplayConfig):
+    """The replay driver's settings plus those of an MLP Q-network and its optimizer, shared
+    by the DQN family (DQN, C51, QR-DQN, ...; each agent's config extends this one).
 
-    The defaults solve CartPole-v1 (tuned with the jitted loop, 16 envs, 240k steps; see
-    README): LayerNorm, l2 loss, a target copied every 20 gradient steps and a
-    learning rate decayed linearly to 0 over 15k gradient steps.
+    The defaults solve CartPole-v1 with DQN (tuned with the jitted loop, 16 envs, 240k
+    steps; see README): LayerNorm, a target copied every 20 gradient steps and a learning
+    rate decayed linearly to 0 over 15k gradient steps.
     """
 
     hidden_sizes: tuple[int, ...] = dataclasses.field(
@@ -42,10 +43,6 @@ class DQNConfig(replay_driver.ReplayConfig):
     double: bool = dataclasses.field(
         default=False, metadata={"help": "Double DQN target (select with online, evaluate "
                                          "with target network)"})
-    loss: str = dataclasses.field(default="l2", metadata={"help": "'huber' or 'l2'"})
-    per_example_max_norm: float | None = dataclasses.field(
-        default=None, metadata={"help": "clip each example's gradient to this norm, then "
-                                        "average (DP-SGD style); None: no clipping"})
     max_grad_norm: float | None = dataclasses.field(
         default=None, metadata={"help": "clip the global gradient norm; None: no clipping"})
     learning_rate_decay_steps: int | None = dataclasses.field(
@@ -53,26 +50,52 @@ class DQNConfig(replay_driver.ReplayConfig):
                                         "gradient steps; None: constant"})
 
 
+@dataclasses.dataclass(frozen=True)
+class DQNConfig(QNetworkConfig):
+    """Static DQN settings: the replay driver's, the Q-network's and the loss's."""
+
+    loss: str = dataclasses.field(default="l2", metadata={"help": "'huber' or 'l2'"})
+    per_example_max_norm: float | None = dataclasses.field(
+        default=None, metadata={"help": "clip each example's gradient to this norm, then "
+                                        "average (DP-SGD style); None: no clipping"})
+
+
 LEARNER_HPARAMS = {"learning_rate": 2e-3}
 DEFAULT_HPARAMS = {**LEARNER_HPARAMS, **replay_driver.HPARAMS}
 HPARAM_HELP = {"learning_rate": "optimizer step size", **replay_driver.HPARAM_HELP}
 
 
-def validate(config: DQNConfig, hparams: dict, agent: str = "dqn") -> None:
-    """Raises ValueError for invalid settings, naming the setting."""
+def validate_network(config: QNetworkConfig, hparams: dict, agent: str) -> None:
+    """Raises ValueError naming the setting for invalid driver, network or optimizer settings."""
     replay_driver.validate(config, hparams, agent)
     if config.learning_rate_decay_steps is not None and config.learning_rate_decay_steps <= 0:
         raise ValueError(f"{agent}: `learning_rate_decay_steps` must be > 0, got "
                          f"{config.learning_rate_decay_steps}")
-    if config.loss not in ("huber", "l2"):
-        raise ValueError(f"{agent}: `loss` must be 'huber' or 'l2', got {config.loss!r}")
     if not hasattr(optax, config.optimizer):
         raise ValueError(f"{agent}: `optimizer` {config.optimizer!r} is not an optax optimizer")
-    for name in ("per_example_max_norm", "max_grad_norm"):
-        value = getattr(config, name)
-        if value is not None and value <= 0:
-            raise ValueError(f"{agent}: `{name}` must be > 0 or None, got {value}")
+    if any(size <= 0 for size in config.hidden_sizes):
+        raise ValueError(f"{agent}: `hidden_sizes` must be positive, got {config.hidden_sizes}")
+    if config.max_grad_norm is not None and config.max_grad_norm <= 0:
+        raise ValueError(f"{agent}: `max_grad_norm` must be > 0 or None, got "
+                         f"{config.max_grad_norm}")
     check_learning_rate(hparams, agent)
+
+
+def q_optimizer(config: QNetworkConfig):
+    """`optimizer(hparams)` of a `QNetworkConfig` (for `agents.learner.gradient_learner`)."""
+    return lambda hparams: make_optimizer(config.optimizer, hparams["learning_rate"],
+                                          config.learning_rate_decay_steps,
+                                          config.max_grad_norm)
+
+
+def validate(config: DQNConfig, hparams: dict, agent: str = "dqn") -> None:
+    """Raises ValueError for invalid settings, naming the setting."""
+    validate_network(config, hparams, agent)
+    if config.loss not in ("huber", "l2"):
+        raise ValueError(f"{agent}: `loss` must be 'huber' or 'l2', got {config.loss!r}")
+    if config.per_example_max_norm is not None and config.per_example_max_norm <= 0:
+        raise ValueError(f"{agent}: `per_example_max_norm` must be > 0 or None, got "
+                         f"{config.per_example_max_norm}")
 
 
 def check_learning_rate(hparams, agent: str = "dqn") -> None:
@@ -103,9 +126,8 @@ def dqn_learner(num_actions: int, config: DQNConfig = DQNConfig(), name: str = "
 
     return gradient_learner(
         name, value_fn.init, example_loss, jax.vmap(value_fn.apply, in_axes=(None, 0)),
-        lambda hparams: make_optimizer(config.optimizer, hparams["learning_rate"],
-                                       config.learning_rate_decay_steps, config.max_grad_norm),
-        LEARNER_HPARAMS, check_hparams=lambda hparams: check_learning_rate(hparams, name),
+        q_optimizer(config), LEARNER_HPARAMS,
+        check_hparams=lambda hparams: check_learning_rate(hparams, name),
         clipping=None if config.per_example_max_norm is None else (
             config.per_example_max_norm, loss_fn, loss_fn.structure))
 

@@ -7,8 +7,10 @@ from typing import Any, NamedTuple
 import gymnasium
 import numpy as np
 
+from agents import c51 as c51_lib
 from agents import dqn as dqn_lib
 from agents import linear as linear_lib
+from agents import qr_dqn as qr_dqn_lib
 from agents import tabular as tabular_lib
 from agents.base import Agent
 
@@ -145,6 +147,17 @@ def _specs() -> dict[str, AgentSpec]:
             learner_help={"learning_rate": dqn_lib.HPARAM_HELP["learning_rate"]},
             validate=lambda config, hparams, n=name: dqn_lib.validate(config, hparams, n),
             config_overrides={"double": double})
+    learning_rate_help = {"learning_rate": dqn_lib.HPARAM_HELP["learning_rate"]}
+    specs["c51"] = replay_agent_spec(
+        "c51", "C51: categorical distributional DQN (logits over a fixed support)",
+        learner=c51_lib.c51_learner, config_cls=c51_lib.C51Config,
+        learner_hparams=dqn_lib.LEARNER_HPARAMS, learner_help=learning_rate_help,
+        validate=c51_lib.validate)
+    specs["qr_dqn"] = replay_agent_spec(
+        "qr_dqn", "QR-DQN: quantile regression DQN (quantile Huber loss)",
+        learner=qr_dqn_lib.qr_dqn_learner, config_cls=qr_dqn_lib.QRDQNConfig,
+        learner_hparams=dqn_lib.LEARNER_HPARAMS, learner_help=learning_rate_help,
+        validate=qr_dqn_lib.validate)
     for rule in tabular_lib.RULES:
         specs[rule] = AgentSpec(
             name=rule,

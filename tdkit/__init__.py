@@ -6,11 +6,12 @@ multi-step errors and returns for one trajectory (`td_lambda`, `retrace`, `lambd
 `Transition` container.
 Distributional TD (`tdkit.distributional`): categorical (C51) and quantile (QR-DQN, IQN) TD
 with rlax's names, and `TDRule`s for `td_loss`.
-Submodules: `values` (value functions), `features` (tile coding, Fourier, ...), `grads`
-(per-example gradients), `autodiff` (Hessians, HVPs, Jacobians, custom gradients),
-`replay`, `nstep`, `policies`, and the classic TD family: `traces` (TD(lambda), true online),
-`gradient_td` (GTD2, TDC, TDRC), `emphatic`, `lstd`, `dp` (expected updates, VE, PBE), and
-`parallel` (device meshes, sharded per-example gradients, `jax.distributed` launch).
+Submodules: `values` (value functions), `networks` (dueling, noisy and IQN Q-networks),
+`features` (tile coding, Fourier, ...), `grads` (per-example gradients), `autodiff` (Hessians,
+HVPs, Jacobians, custom gradients), `replay`, `nstep`, `policies`, and the classic TD family:
+`traces` (TD(lambda), true online), `gradient_td` (GTD2, TDC, TDRC), `emphatic`, `lstd`,
+`dp` (expected updates, VE, PBE), and `parallel` (device meshes, sharded per-example
+gradients, `jax.distributed` launch).
 """
 
 from tdkit import (
@@ -22,6 +23,7 @@ from tdkit import (
     gradient_td,
     grads,
     lstd,
+    networks,
     nstep,
     parallel,
     policies,
@@ -83,6 +85,7 @@ __all__ = [
     "gradient_td",
     "grads",
     "lstd",
+    "networks",
     "nstep",
     "parallel",
     "policies",

@@ -1,8 +1,8 @@
 """Value functions for ONE observation: `ValueFn(init, apply)`.
 
 `init(key, example_obs) -> params` and `apply(params, obs) -> value`, where the value is a
-state value `[]` or action values `[A]` for a single observation `[O...]`. Batches come from
-`jax.vmap(apply, in_axes=(None, 0))`.
+state value `[]`, action values `[A]` or atoms / quantiles `[A, K]` for a single observation
+`[O...]`. Batches come from `jax.vmap(apply, in_axes=(None, 0))`.
 
 Constructors:
 
@@ -10,16 +10,21 @@ Constructors:
   the observation is an int32 state index `[]`.
 - `linear(num_features, num_actions=None, features=None)`: `phi(obs) @ w`, with an optional
   feature map `features: obs -> [F]` (e.g. a tile coder from `tdkit.features`).
-- `mlp(hidden_sizes, num_outputs=None, ...)`: a pure-JAX multilayer perceptron on `[O]`
-  observations, with optional LayerNorm.
+- `mlp(hidden_sizes, num_outputs=None, num_atoms=None, ...)`: a pure-JAX multilayer
+  perceptron on `[O]` observations, with optional LayerNorm; `num_atoms=K` gives `[A, K]`
+  outputs (C51 logits or QR-DQN quantiles).
 - `from_flax(module)`: any Flax Linen module (Flax is an optional extra).
 
 `tabular`, `linear` and `mlp` also describe how their per-example gradients decompose over
 layers (`per_example_structure(value_fn.apply)`); `tdkit.losses.td_loss` turns that into its
 loss's `structure`, which `tdkit.grads` takes (explicitly) to compute per-example gradient
 norms and clipped mean gradients without materialising one gradient per example.
+
+Dueling heads, noisy layers (NoisyNets) and Implicit Quantile Networks are in
+`tdkit.networks`.
 """
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -39,8 +44,8 @@ class ValueFn(NamedTuple):
 
     Attributes:
       init: `init(key, example_obs) -> params`; `example_obs` is ONE observation `[O...]`.
-      apply: `apply(params, obs) -> value` for ONE observation `[O...]`: a state value `[]`
-        or action values `[A]` (float32).
+      apply: `apply(params, obs) -> value` for ONE observation `[O...]`: a state value `[]`,
+        action values `[A]` or atoms / quantiles `[A, K]` (float32).
     """
 
     init: Callable[[chex.PRNGKey, ArrayTree], Params]
@@ -278,6 +283,7 @@ def mlp(
     hidden_sizes: Sequence[int],
     num_outputs: int | None = None,
     *,
+    num_atoms: int | None = None,
     activation: Callable[[Array], Array] = jax.nn.relu,
     layer_norm: bool = False,
     layer_norm_eps: float = 1e-5,
@@ -287,11 +293,13 @@ def mlp(
 
     Each hidden layer is `activation(LN(x @ w + b))`, where `LN` (only with
     `layer_norm=True`) normalises over the layer's units and applies a learnt `scale` and
-    `offset`. The output layer is `x @ w + b` with no activation.
+    `offset`. The output layer is `x @ w + b` with no activation; with `num_atoms=K` it has
+    `A * K` units, reshaped to `[A, K]` (row `a` holds action `a`'s K logits or quantiles).
 
     Args:
       hidden_sizes: widths of the hidden layers, e.g. `(120, 84)`; may be empty.
       num_outputs: number of outputs `A` (action values), or None for a state value.
+      num_atoms: number of atoms or quantiles `K` per output (distributional RL), or None.
       activation: elementwise nonlinearity of the hidden layers.
       layer_norm: apply LayerNorm (with scale and offset) before each hidden activation.
       layer_norm_eps: the epsilon added to the variance in LayerNorm, > 0.
@@ -301,18 +309,24 @@ def mlp(
     Returns:
       A `ValueFn`; params are a list with one dict per layer (`{"w": [d_in, d_out],
       "b": [d_out]}`, plus `"scale"` and `"offset"` `[d_out]` on hidden layers with
-      LayerNorm), and `apply` returns `[]` or `[A]`.
+      LayerNorm), and `apply` returns `[]` (neither `num_outputs` nor `num_atoms`), `[A]`
+      (`num_outputs` only), `[K]` (`num_atoms` only: a state-value distribution) or `[A, K]`
+      (both). Every shape keeps the layerwise per-example gradient structure.
     """
     hidden_sizes = tuple(hidden_sizes)
     for i, size in enumerate(hidden_sizes):
         _check_size("mlp", f"hidden_sizes[{i}]", size)
     if num_outputs is not None:
         _check_size("mlp", "num_outputs", num_outputs)
+    if num_atoms is not None:
+        _check_size("mlp", "num_atoms", num_atoms)
     if not layer_norm_eps > 0:
         raise ValueError(f"mlp: argument `layer_norm_eps` must be > 0, got {layer_norm_eps!r}")
     if w_init is None:
         w_init = jax.nn.initializers.lecun_normal()
-    sizes = hidden_sizes + (1 if num_outputs is None else num_outputs,)
+    # The output's shape, and the width of the output layer that holds it.
+    out_shape = tuple(n for n in (num_outputs, num_atoms) if n is not None)
+    sizes = hidden_sizes + (math.prod(out_shape),)
     num_layers = len(sizes)
 
     def has_norm(i: int) -> bool:
@@ -350,7 +364,7 @@ def mlp(
                 layer_saved["layer_norm"] = z_hat
             saved.append(layer_saved)
             x = activation(z) if i < num_layers - 1 else z
-        return (x[0] if num_outputs is None else x), saved
+        return x.reshape(out_shape), saved
 
     def apply(params: Params, obs: Array) -> Array:
         return forward(params, obs, None)[0]

@@ -204,6 +204,25 @@ class MLPTest(chex.TestCase):
         params = [{"w": jnp.array([[1.0, 2.0], [3.0, 4.0]]), "b": jnp.array([0.5, -0.5])}]
         np.testing.assert_allclose(vf.apply(params, jnp.array([1.0, 1.0])), [4.5, 5.5])
 
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_atoms_are_the_output_layer_reshaped(self):
+        vf = values.mlp([8], 3, num_atoms=4, layer_norm=True)
+        params = vf.init(KEY, jnp.zeros(2))
+        chex.assert_shape((params[1]["w"], params[1]["b"]), ((8, 12), (12,)))
+        params = jax.tree.map(lambda p: p + 0.1, params)
+        obs = jnp.array([0.5, -1.0])
+        out = self.variant(vf.apply)(params, obs)
+        chex.assert_shape(out, (3, 4))
+        chex.assert_type(out, jnp.float32)
+        # Row a holds action a's K atoms: units a * K, ..., a * K + K - 1.
+        flat = _numpy_mlp(params, obs, True)
+        np.testing.assert_allclose(out, flat.reshape(3, 4), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(out[1], flat[4:8], rtol=1e-5, atol=1e-5)
+        state_atoms = values.mlp([8], num_atoms=5)
+        out = state_atoms.apply(state_atoms.init(KEY, obs), obs)
+        chex.assert_shape(out, (5,))
+        assert values.per_example_structure(vf.apply) is not None
+
     def test_wrong_obs_shape_raises(self):
         vf = values.mlp([8], 2)
         params = vf.init(KEY, jnp.zeros(4))
@@ -222,6 +241,8 @@ class MLPTest(chex.TestCase):
             values.mlp([8, 0])
         with pytest.raises(ValueError, match="argument `num_outputs` must be a positive int"):
             values.mlp([8], -1)
+        with pytest.raises(ValueError, match="argument `num_atoms` must be a positive int"):
+            values.mlp([8], 3, num_atoms=0)
         with pytest.raises(ValueError, match="argument `layer_norm_eps` must be > 0"):
             values.mlp([8], layer_norm=True, layer_norm_eps=0.0)
 
