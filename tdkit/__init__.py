@@ -5,7 +5,8 @@ multi-step errors and returns for one trajectory (`td_lambda`, `retrace`, `lambd
 ...), losses (`l2_loss`, `huber_loss`, `td_loss` with its `TDRule` and `TDLoss`) and the
 `Transition` container.
 Distributional TD (`tdkit.distributional`): categorical (C51) and quantile (QR-DQN, IQN) TD
-with rlax's names, and `TDRule`s for `td_loss`.
+with rlax's names, and `TDRule`s for `td_loss`. Value transforms (`tdkit.transforms`:
+signed hyperbolic, 2-hot, ...) and the transformed TD family (`tdkit.nonlinear_bellman`).
 Submodules: `values` (value functions), `networks` (dueling, noisy and IQN Q-networks),
 `features` (tile coding, Fourier, ...), `grads` (per-example gradients), `autodiff` (Hessians,
 HVPs, Jacobians, custom gradients), `replay`, `nstep`, `policies`, and the classic TD family:
@@ -24,11 +25,13 @@ from tdkit import (
     grads,
     lstd,
     networks,
+    nonlinear_bellman,
     nstep,
     parallel,
     policies,
     replay,
     traces,
+    transforms,
     values,
 )
 from tdkit.distributional import (
@@ -52,6 +55,14 @@ from tdkit.multistep import (
     vtrace,
     vtrace_td_error_and_advantage,
 )
+from tdkit.nonlinear_bellman import (
+    transformed_general_off_policy_returns_from_action_values,
+    transformed_lambda_returns,
+    transformed_n_step_q_learning,
+    transformed_n_step_returns,
+    transformed_q_lambda,
+    transformed_retrace,
+)
 from tdkit.returns import (
     batched_index,
     discounted_returns,
@@ -67,6 +78,27 @@ from tdkit.td import (
     q_learning,
     sarsa,
     td_learning,
+)
+from tdkit.transforms import (
+    DISCOUNT_TRANSFORM_PAIR,
+    HYPERBOLIC_SIN_PAIR,
+    IDENTITY_PAIR,
+    SIGNED_HYPERBOLIC_PAIR,
+    SIGNED_LOGP1_PAIR,
+    TxPair,
+    identity,
+    logit,
+    muzero_pair,
+    power,
+    sigmoid,
+    signed_expm1,
+    signed_hyperbolic,
+    signed_logp1,
+    signed_parabolic,
+    transform_from_2hot,
+    transform_to_2hot,
+    twohot_pair,
+    unbiased_transform_pair,
 )
 from tdkit.types import SarsaTransition, Transition, discount_from_terminated
 
@@ -124,4 +156,31 @@ __all__ = [
     "vtrace",
     "vtrace_td_error_and_advantage",
     "watkins_lambda",
+    "nonlinear_bellman",
+    "transforms",
+    "transformed_general_off_policy_returns_from_action_values",
+    "transformed_lambda_returns",
+    "transformed_n_step_q_learning",
+    "transformed_n_step_returns",
+    "transformed_q_lambda",
+    "transformed_retrace",
+    "DISCOUNT_TRANSFORM_PAIR",
+    "HYPERBOLIC_SIN_PAIR",
+    "IDENTITY_PAIR",
+    "SIGNED_HYPERBOLIC_PAIR",
+    "SIGNED_LOGP1_PAIR",
+    "TxPair",
+    "identity",
+    "logit",
+    "muzero_pair",
+    "power",
+    "sigmoid",
+    "signed_expm1",
+    "signed_hyperbolic",
+    "signed_logp1",
+    "signed_parabolic",
+    "transform_from_2hot",
+    "transform_to_2hot",
+    "twohot_pair",
+    "unbiased_transform_pair",
 ]
