@@ -66,6 +66,9 @@ class Learner(NamedTuple):
       check_hparams: optional `check_hparams(hparams) -> None`, raises ValueError naming an
         invalid (concrete) hyperparameter; drivers call it in `init`, also under `jit`
         (traced values are skipped).
+      noisy_acting: `action_values(params, obs, key)` also takes a PRNG key (noisy networks
+        explore through their noise); with `key=None` it gives the noise-free values (greedy
+        evaluation).
     """
 
     init: Callable[..., LearnerState]
@@ -74,6 +77,7 @@ class Learner(NamedTuple):
     name: str
     default_hparams: Mapping[str, float]
     check_hparams: Callable[[Mapping[str, Any]], None] | None = None
+    noisy_acting: bool = False
 
 
 def make_optimizer(name: str, learning_rate: Any, decay_steps: int | None = None,
@@ -114,6 +118,7 @@ def gradient_learner(
     check_hparams: Callable[[Mapping[str, Any]], None] | None = None,
     per_example_keys: bool = False,
     clipping: tuple[float, Callable[..., Array], Any] | None = None,
+    noisy_acting: bool = False,
 ) -> Learner:
     """A replay learner that takes one optimizer step on the mean of a per-example loss.
 
@@ -141,6 +146,7 @@ def gradient_learner(
         `loss(params, target_params, transition, weight) -> []` to `max_norm` and average
         (`tdkit.grads.clipped_mean_grad`, with `structure` for its layerwise path); the
         reported loss and priorities still come from `example_loss`.
+      noisy_acting: see `Learner`.
 
     Returns:
       A `Learner` whose `step(state, batch [B], weights [B], hparams, key)` returns
@@ -180,7 +186,8 @@ def gradient_learner(
         return state, {"loss": loss, "priorities": priorities}
 
     return Learner(init=init, step=step, action_values=action_values, name=name,
-                   default_hparams=dict(default_hparams), check_hparams=check_hparams)
+                   default_hparams=dict(default_hparams), check_hparams=check_hparams,
+                   noisy_acting=noisy_acting)
 
 
 def copy_tree(tree: Any) -> Any:

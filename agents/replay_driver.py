@@ -131,7 +131,7 @@ def replay_agent(learner: Learner, config: ReplayConfig, num_actions: int,
               if config.prioritized else replay.uniform_replay(config.buffer_size))
     accumulator = nstep.nstep_accumulator(config.n_step)
     acting = exploration.EpsilonGreedy(learner.action_values, num_actions,
-                                       config.epsilon_decay_steps)
+                                       config.epsilon_decay_steps, learner.noisy_acting)
 
     def init(key, example_obs, num_envs, hparams=None):
         hp, learner_state, k_state, example = start_learner(

@@ -95,7 +95,7 @@ def rollout_agent(learner: Learner, config: RolloutConfig, num_actions: int,
     validate(config, default_hparams, name)
     length = config.rollout_length
     acting = exploration.EpsilonGreedy(learner.action_values, num_actions,
-                                       config.epsilon_decay_steps)
+                                       config.epsilon_decay_steps, learner.noisy_acting)
 
     def init(key, example_obs, num_envs, hparams=None):
         hp, learner_state, k_state, example = start_learner(
