@@ -34,6 +34,7 @@ from tdkit import (
     transforms,
     values,
 )
+from tdkit.autodiff import clip_gradient
 from tdkit.distributional import (
     categorical_double_q_learning,
     categorical_l2_project,
@@ -44,11 +45,24 @@ from tdkit.distributional import (
     quantile_q_learning,
     quantile_regression_loss,
 )
-from tdkit.losses import TDLoss, TDRule, huber_loss, l2_loss, td_loss
+from tdkit.losses import (
+    TDLoss,
+    TDRule,
+    expectile_loss,
+    huber_loss,
+    l2_loss,
+    likelihood,
+    log_loss,
+    td_loss,
+)
 from tdkit.multistep import (
     VTraceOutput,
+    importance_corrected_td_errors,
+    leaky_vtrace,
+    leaky_vtrace_td_error_and_advantage,
     q_lambda,
     retrace,
+    retrace_continuous,
     sarsa_lambda,
     td_lambda,
     tree_backup,
@@ -70,12 +84,17 @@ from tdkit.returns import (
     general_off_policy_returns_from_q_and_v,
     lambda_returns,
     n_step_bootstrapped_returns,
+    truncated_generalized_advantage_estimation,
     watkins_lambda,
 )
 from tdkit.td import (
     double_q_learning,
     expected_sarsa,
+    munchausen_q_learning,
+    persistent_q_learning,
     q_learning,
+    qv_learning,
+    qv_max,
     sarsa,
     td_learning,
 )
@@ -183,4 +202,17 @@ __all__ = [
     "transform_to_2hot",
     "twohot_pair",
     "unbiased_transform_pair",
+    "clip_gradient",
+    "expectile_loss",
+    "likelihood",
+    "log_loss",
+    "importance_corrected_td_errors",
+    "leaky_vtrace",
+    "leaky_vtrace_td_error_and_advantage",
+    "retrace_continuous",
+    "truncated_generalized_advantage_estimation",
+    "munchausen_q_learning",
+    "persistent_q_learning",
+    "qv_learning",
+    "qv_max",
 ]

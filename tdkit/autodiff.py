@@ -5,8 +5,8 @@
   the Hessian (memory and time of about two gradient evaluations).
 - `jacobian(f, mode="auto")`: forward mode for tall Jacobians (more outputs than inputs),
   reverse mode for wide ones; `jacobian_mode(f, *args)` says which one "auto" picks.
-- `clip_gradient(x, lo, hi)`: identity forward, cotangent clipped to `[lo, hi]` backward
-  (`jax.custom_vjp`).
+- `clip_gradient(x, gradient_min, gradient_max)`: identity forward, cotangent clipped to
+  `[gradient_min, gradient_max]` backward (`jax.custom_vjp`; rlax's signature).
 - `safe_norm(x)`: the Euclidean norm with a `jax.custom_jvp` derivative that is finite at 0
   (the default derivative of `jnp.linalg.norm` at 0 is NaN).
 - `top_hessian_eigenvalue(loss, params, ...)`: the largest Hessian eigenvalue by Lanczos or
@@ -143,36 +143,51 @@ def _concrete(value: Any) -> np.ndarray | None:
         return None
 
 
-def clip_gradient(x: Array, lo: Any, hi: Any) -> Array:
-    """Identity in the forward pass; clips the incoming gradient to `[lo, hi]` backward.
+def clip_gradient(x: Any, gradient_min: Any, gradient_max: Any) -> Any:
+    """Identity in the forward pass; clips the incoming gradient to `[gradient_min,
+    gradient_max]` backward (rlax's name and argument order).
 
     `jax.grad(lambda x: g(clip_gradient(x, lo, hi)))(x) == clip(grad g(x), lo, hi)`.
-    No gradient flows to `lo` and `hi`.
+    No gradient flows to the bounds. `grad(0.5 * clip_gradient(x, -d, d) ** 2)` is
+    `grad(huber_loss(x, d))`.
 
     Args:
-      x: float array of shape `[...]`.
-      lo, hi: lower and upper bounds on the gradient: scalars or arrays of the shape of
-        `x`; `lo <= hi` (checked when they are not traced).
+      x: float array of shape `[...]`, or a pytree of float arrays (clipped leafwise).
+      gradient_min, gradient_max: lower and upper bounds on the gradient: scalars, or
+        (for an array `x`) arrays of the shape of `x`; `gradient_min <= gradient_max`
+        (checked when they are not traced).
 
     Returns:
-      `x` unchanged, shape `[...]`.
+      `x` unchanged, same structure and shapes.
     """
-    x = jnp.asarray(x)
-    if not jnp.issubdtype(x.dtype, jnp.floating):
-        raise AssertionError(
-            f"[Chex] clip_gradient: argument `x` must have a float dtype, got {x.dtype}")
-    for name, bound in (("lo", lo), ("hi", hi)):
-        if jnp.ndim(bound) != 0 and jnp.shape(bound) != x.shape:
+    fn = "clip_gradient"
+    leaves = jax.tree.leaves(x)
+    is_array = len(leaves) == 1 and leaves[0] is x
+    if not leaves:
+        raise AssertionError(f"[Chex] {fn}: argument `x` must hold at least one array")
+    for leaf in leaves:
+        if not jnp.issubdtype(jnp.result_type(leaf), jnp.floating):
             raise AssertionError(
-                f"[Chex] clip_gradient: argument `{name}` must be a scalar or have the shape of "
-                f"`x` {x.shape}, got {jnp.shape(bound)}")
-    lo_c, hi_c = _concrete(lo), _concrete(hi)
+                f"[Chex] {fn}: argument `x` must have a float dtype, got {jnp.result_type(leaf)}")
+    for name, bound in (("gradient_min", gradient_min), ("gradient_max", gradient_max)):
+        if jnp.ndim(bound) != 0 and (not is_array or jnp.shape(bound) != jnp.shape(x)):
+            where = f"the shape of `x` {jnp.shape(x)}" if is_array else "a scalar for a pytree `x`"
+            raise AssertionError(
+                f"[Chex] {fn}: argument `{name}` must be a scalar or have {where}, got "
+                f"{jnp.shape(bound)}")
+    lo_c, hi_c = _concrete(gradient_min), _concrete(gradient_max)
     if lo_c is not None and hi_c is not None and np.any(lo_c > hi_c):
         raise ValueError(
-            f"clip_gradient: `lo` must be <= `hi`, got lo={lo_c.tolist()}, hi={hi_c.tolist()}")
-    lo = jnp.broadcast_to(jnp.asarray(lo, x.dtype), x.shape)
-    hi = jnp.broadcast_to(jnp.asarray(hi, x.dtype), x.shape)
-    return _clip_gradient(x, lo, hi)
+            f"{fn}: `gradient_min` must be <= `gradient_max`, got gradient_min="
+            f"{lo_c.tolist()}, gradient_max={hi_c.tolist()}")
+
+    def clip_leaf(leaf):
+        leaf = jnp.asarray(leaf)
+        lo = jnp.broadcast_to(jnp.asarray(gradient_min, leaf.dtype), leaf.shape)
+        hi = jnp.broadcast_to(jnp.asarray(gradient_max, leaf.dtype), leaf.shape)
+        return _clip_gradient(leaf, lo, hi)
+
+    return jax.tree.map(clip_leaf, x)
 
 
 def safe_norm(x: Array, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Array:

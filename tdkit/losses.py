@@ -1,5 +1,6 @@
-"""Elementwise losses on TD errors (rlax's `l2_loss` and `huber_loss`), and `td_loss`, the loss
-of a value function on ONE transition under any target rule (`TDRule`)."""
+"""Elementwise losses on TD errors and predictions (rlax's `l2_loss`, `huber_loss`,
+`expectile_loss`, `likelihood`, `log_loss`), and `td_loss`, the loss of a value function on ONE
+transition under any target rule (`TDRule`)."""
 
 import functools
 from collections.abc import Callable
@@ -56,6 +57,73 @@ def huber_loss(x: Array, delta: float = 1.0) -> Array:
     quadratic = jnp.minimum(abs_x, delta)
     linear = abs_x - quadratic
     return 0.5 * quadratic**2 + delta * linear
+
+
+def expectile_loss(predictions: Array, targets: Array, expectile: float) -> Array:
+    """Expectile (asymmetric least-squares) loss, elementwise (IQL, Kostrikov et al. 2021):
+
+    `|expectile - 1[targets - predictions < 0]| * (targets - predictions) ** 2`.
+
+    Under-predictions (`targets > predictions`) weigh `expectile`, over-predictions
+    `1 - expectile`; `expectile = 0.5` is half the squared error, and `expectile -> 1` drives
+    the minimiser towards the maximum of the targets. No `0.5` factor, as in rlax.
+
+    Args:
+      predictions: float array of any shape `[...]`.
+      targets: float array of the same shape (wrap it in `jax.lax.stop_gradient` if it is a
+        bootstrapped target).
+      expectile: the weight of under-predictions, in `[0, 1]`.
+
+    Returns:
+      The elementwise loss, shape `[...]`.
+    """
+    fn = "expectile_loss"
+    _checks.assert_inputs(fn, predictions=(predictions, set(range(32)), float),
+                          targets=(targets, set(range(32)), float))
+    _checks.assert_same_shape(fn, predictions=predictions, targets=targets)
+    if isinstance(expectile, (int, float)) and not 0.0 <= expectile <= 1.0:
+        raise ValueError(f"{fn}: argument `expectile` must be in [0, 1], got {expectile!r}")
+    diff = targets - predictions
+    weight = jnp.abs(expectile - (diff < 0).astype(diff.dtype))
+    return weight * diff**2
+
+
+def likelihood(predictions: Array, targets: Array) -> Array:
+    """Bernoulli likelihood, elementwise: `predictions ** targets * (1 - predictions) **
+    (1 - targets)`, with `0 ** 0 = 1` where `targets == predictions` is 0 or 1 (as in rlax).
+
+    Args:
+      predictions: probabilities in `[0, 1]`, float, shape `[...]`.
+      targets: probabilities in `[0, 1]` (often 0 or 1), float, the same shape.
+
+    Returns:
+      The elementwise likelihood, shape `[...]`.
+    """
+    fn = "likelihood"
+    _checks.assert_inputs(fn, predictions=(predictions, set(range(32)), float),
+                          targets=(targets, set(range(32)), float))
+    _checks.assert_same_shape(fn, predictions=predictions, targets=targets)
+    values = predictions**targets * (1.0 - predictions) ** (1.0 - targets)
+    exact = ((targets == 1) & (predictions == 1)) | ((targets == 0) & (predictions == 0))
+    return jnp.where(exact, jnp.ones_like(values), values)
+
+
+def log_loss(predictions: Array, targets: Array) -> Array:
+    """Log loss (binary cross-entropy), elementwise: `-log likelihood(predictions, targets)`
+    `= -(targets log predictions + (1 - targets) log(1 - predictions))`.
+
+    Args:
+      predictions: probabilities in `[0, 1]`, float, shape `[...]`.
+      targets: probabilities in `[0, 1]`, float, the same shape.
+
+    Returns:
+      The elementwise loss, shape `[...]` (`inf` where a target has probability 0).
+    """
+    fn = "log_loss"
+    _checks.assert_inputs(fn, predictions=(predictions, set(range(32)), float),
+                          targets=(targets, set(range(32)), float))
+    _checks.assert_same_shape(fn, predictions=predictions, targets=targets)
+    return -jnp.log(likelihood(predictions, targets))
 
 
 class TDRule(NamedTuple):

@@ -226,6 +226,52 @@ def general_off_policy_returns_from_action_values(
         q_a_t, exp_q_t, r_t, discount_t, c_t[:-1], stop_target_gradients)
 
 
+def truncated_generalized_advantage_estimation(
+    r_t: Array,
+    discount_t: Array,
+    lambda_: Numeric,
+    values: Array,
+    stop_target_gradients: bool = True,
+) -> Array:
+    """Truncated generalized advantage estimates (Schulman et al. 2016; PPO) for ONE trajectory.
+
+    `delta_i = r_t[i] + discount_t[i] * values[i+1] - values[i]` and, backwards,
+    `A_i = delta_i + discount_t[i] * lambda_i * A_{i+1}`, `A_T = 0`; that is
+    `A_i = sum_k (prod_{j<k} discount_t[j] lambda_j) delta_k` (k from i to T-1).
+
+    Args:
+      r_t: rewards, shape `[T]`.
+      discount_t: discounts, shape `[T]`.
+      lambda_: a scalar or `[T]` lambda.
+      values: state values at steps `0..T`, shape `[T+1]`.
+      stop_target_gradients: wrap the advantages in `stop_gradient` (rlax defaults to
+        False): advantages weight a policy gradient and are normally constants.
+
+    Returns:
+      Advantages, shape `[T]`.
+    """
+    fn = "truncated_generalized_advantage_estimation"
+    _checks.assert_inputs(
+        fn, r_t=(r_t, 1, float), discount_t=(discount_t, 1, float), values=(values, 1, float))
+    _checks.assert_same_shape(fn, r_t=r_t, discount_t=discount_t)
+    if values.shape[0] != r_t.shape[0] + 1:
+        raise AssertionError(
+            f"[Chex] {fn}: argument `values` must have shape [T+1] = ({r_t.shape[0] + 1},), got "
+            f"{values.shape}")
+    _checks.assert_lambda(fn, lambda_, r_t)
+    lambda_ = jnp.ones_like(discount_t) * lambda_
+    delta_t = r_t + discount_t * values[1:] - values[:-1]
+
+    def body(acc, xs):
+        delta, discount, lam = xs
+        acc = delta + discount * lam * acc
+        return acc, acc
+
+    _, advantages = jax.lax.scan(
+        body, jnp.zeros((), delta_t.dtype), (delta_t, discount_t, lambda_), reverse=True)
+    return maybe_stop_gradient(advantages, stop_target_gradients)
+
+
 def watkins_lambda(q_t: Array, a_t: Array, lambda_: Numeric) -> Array:
     """Per-step lambda for Watkins' Q(lambda): `lambda_` where `a_t` is greedy, else 0.
 
@@ -248,8 +294,31 @@ def watkins_lambda(q_t: Array, a_t: Array, lambda_: Numeric) -> Array:
     return jnp.where(greedy, jnp.ones_like(q_t[:, 0]) * lambda_, 0.0).astype(q_t.dtype)
 
 
-def batched_index(values: Array, indices: Array) -> Array:
-    """`values[i, indices[i]]` for every `i`: shape `[B, A]`, `[B]` -> `[B]`."""
-    _checks.assert_inputs(
-        "batched_index", values=(values, 2, None), indices=(indices, 1, int))
-    return jnp.take_along_axis(values, indices[:, None], axis=-1)[:, 0]
+def batched_index(values: Array, indices: Array, keepdims: bool = False) -> Array:
+    """`values[..., indices[...]]`: index the last axis of `values`, as `rlax.batched_index`.
+
+    `out[i, j, ...] = values[i, j, ..., indices[i, j, ...]]`; e.g. `[T, A]`, `[T]` -> `[T]`
+    (the value of each step's action), or `[A]`, `[]` -> `[]`.
+
+    Args:
+      values: array of shape `[..., D]` (rank >= 1).
+      indices: int array of shape `[...]` (the leading shape of `values`).
+      keepdims: keep the indexed axis with size 1 (shape `[..., 1]`).
+
+    Returns:
+      The indexed values, shape `[...]` (or `[..., 1]` with `keepdims`).
+    """
+    fn = "batched_index"
+    values = jnp.asarray(values)
+    indices = jnp.asarray(indices)
+    if values.ndim < 1:
+        raise AssertionError(
+            f"[Chex] {fn}: argument `values` must have rank >= 1 (shape [..., D]), got shape "
+            f"{values.shape}")
+    _checks.assert_inputs(fn, indices=(indices, values.ndim - 1, int))
+    if indices.shape != values.shape[:-1]:
+        raise AssertionError(
+            f"[Chex] {fn}: argument `indices` must have the leading shape of `values` "
+            f"{values.shape[:-1]}, got {indices.shape}")
+    indexed = jnp.take_along_axis(values, indices[..., None], axis=-1)
+    return indexed if keepdims else jnp.squeeze(indexed, axis=-1)

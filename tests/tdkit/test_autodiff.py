@@ -152,14 +152,36 @@ def test_clip_gradient_is_identity_forward_and_clips_backward():
 
 
 def test_clip_gradient_bad_input():
-    with pytest.raises(ValueError, match="clip_gradient: `lo` must be <= `hi`, got lo=2.0, hi=1.0"):
+    with pytest.raises(ValueError, match="clip_gradient: `gradient_min` must be <= `gradient_max`, "
+                       "got gradient_min=2.0, gradient_max=1.0"):
         autodiff.clip_gradient(jnp.ones(3), 2.0, 1.0)
-    with pytest.raises(ValueError, match="`lo` must be <= `hi`"):
+    with pytest.raises(ValueError, match="`gradient_min` must be <= `gradient_max`"):
         jax.jit(lambda x: autodiff.clip_gradient(x, np.array([0.0, 3.0]), 1.0))(jnp.ones(2))
     with pytest.raises(AssertionError, match="argument `x` must have a float dtype"):
         autodiff.clip_gradient(jnp.ones(3, jnp.int32), -1.0, 1.0)
-    with pytest.raises(AssertionError, match="argument `lo` must be a scalar or have the shape"):
+    with pytest.raises(AssertionError,
+                       match="argument `gradient_min` must be a scalar or have the shape"):
         autodiff.clip_gradient(jnp.ones(3), jnp.zeros(2), 1.0)
+    with pytest.raises(AssertionError, match="argument `gradient_max` must be a scalar or have "
+                       "a scalar for a pytree"):
+        autodiff.clip_gradient({"w": jnp.ones(2)}, -1.0, jnp.ones(2))
+
+
+def test_clip_gradient_has_rlax_signature_and_clips_pytrees():
+    import inspect
+    assert list(inspect.signature(autodiff.clip_gradient).parameters) == [
+        "x", "gradient_min", "gradient_max"]
+    params = {"w": jnp.array([1.0, 2.0]), "b": jnp.array(3.0)}
+    upstream = {"w": jnp.array([4.0, -0.1]), "b": jnp.array(-7.0)}
+
+    def loss(p):
+        clipped = autodiff.clip_gradient(p, gradient_min=-1.0, gradient_max=2.0)
+        return sum(jnp.sum(u * c) for u, c in zip(jax.tree.leaves(upstream),
+                                                  jax.tree.leaves(clipped), strict=True))
+
+    grads = jax.grad(loss)(params)
+    np.testing.assert_allclose(grads["w"], [2.0, -0.1], rtol=1e-6)
+    np.testing.assert_array_equal(grads["b"], -1.0)
 
 
 def test_safe_norm_has_a_finite_derivative_at_zero():
