@@ -9,8 +9,11 @@ import numpy as np
 
 from agents import c51 as c51_lib
 from agents import dqn as dqn_lib
+from agents import iqn as iqn_lib
 from agents import linear as linear_lib
+from agents import munchausen as munchausen_lib
 from agents import qr_dqn as qr_dqn_lib
+from agents import rainbow as rainbow_lib
 from agents import tabular as tabular_lib
 from agents.base import Agent
 
@@ -158,6 +161,22 @@ def _specs() -> dict[str, AgentSpec]:
         learner=qr_dqn_lib.qr_dqn_learner, config_cls=qr_dqn_lib.QRDQNConfig,
         learner_hparams=dqn_lib.LEARNER_HPARAMS, learner_help=learning_rate_help,
         validate=qr_dqn_lib.validate)
+    specs["iqn"] = replay_agent_spec(
+        "iqn", "IQN: implicit quantile networks (sampled quantile fractions, cosine embedding)",
+        learner=iqn_lib.iqn_learner, config_cls=iqn_lib.IQNConfig,
+        learner_hparams=dqn_lib.LEARNER_HPARAMS, learner_help=learning_rate_help,
+        validate=iqn_lib.validate)
+    specs["mdqn"] = replay_agent_spec(
+        "mdqn", "Munchausen DQN: soft target with the scaled log-policy bonus",
+        learner=munchausen_lib.mdqn_learner, config_cls=munchausen_lib.MDQNConfig,
+        learner_hparams=dqn_lib.LEARNER_HPARAMS, learner_help=learning_rate_help,
+        validate=munchausen_lib.validate)
+    specs["rainbow"] = replay_agent_spec(
+        "rainbow", "Rainbow: C51 + double + dueling + noisy nets + n-step + prioritized "
+        "(each switchable)",
+        learner=rainbow_lib.rainbow_learner, config_cls=rainbow_lib.RainbowConfig,
+        learner_hparams=dqn_lib.LEARNER_HPARAMS, learner_help=learning_rate_help,
+        validate=rainbow_lib.validate)
     for rule in tabular_lib.RULES:
         specs[rule] = AgentSpec(
             name=rule,
