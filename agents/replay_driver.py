@@ -150,29 +150,14 @@ def replay_agent(learner: Learner, config: ReplayConfig, num_actions: int,
             return {}
         return {field: getattr(replay_state, field) for field in _PRIORITY_FIELDS}
 
-    def learner_step(carry, sample, hp, key):
-        """One learner step on a sampled batch (`key`: the sampling key), then the target
-        update; the replay state is only used (and changed) for its priorities."""
-        learner_state, replay_state = carry
-        batch, indices, weights = sample
-        if not config.prioritized:
-            weights = jnp.ones_like(weights)
-        learner_state, info = learner.step(learner_state, batch, weights, hp,
-                                           jax.random.fold_in(key, LEARNER_STREAM))
-        if config.prioritized:
-            replay_state = buffer.update_priorities(replay_state, indices, info["priorities"])
-        if config.target_update == "periodic":
-            target = optax.periodic_update(learner_state.params, learner_state.target_params,
-                                           learner_state.step, config.target_period)
-        else:
-            target = optax.incremental_update(learner_state.params, learner_state.target_params,
-                                              hp["tau"])
-        return (learner_state._replace(target_params=target), replay_state), info["loss"]
-
     def sample_and_step(carry, key, hp):
+        """Samples with `key`, takes one learner step and writes its priorities."""
         learner_state, replay_state = carry
         sample = buffer.sample(key, replay_state, config.batch_size, beta=hp["importance_beta"])
-        return learner_step(carry, sample, hp, key)
+        learner_state, loss, _, priorities = step_on_sample(learner_state, sample, hp, key)
+        if config.prioritized:
+            replay_state = buffer.update_priorities(replay_state, sample.indices, priorities)
+        return (learner_state, replay_state), loss
 
     # A "learner carry" is (LearnerState, priority arrays): what a training round changes.
     def learn(carry, replay_state, hp, key):
@@ -184,29 +169,58 @@ def replay_agent(learner: Learner, config: ReplayConfig, num_actions: int,
             lambda c, k: sample_and_step(c, k, hp), (learner_state, replay_state), keys)
         return (learner_state, priorities_of(replay_state)), loss.mean(), jnp.ones((), bool)
 
-    def learn_sampled(carry, replay_lite, sample, hp, key):
-        """One learner step on a batch sampled outside `lax.cond` with `key`; `replay_lite`
-        is the replay state without its storage (the priorities are all a step changes)."""
-        learner_state, priorities = carry
-        (learner_state, replay_lite), loss = learner_step(
-            (learner_state, replay_lite._replace(**priorities)), sample, hp, key)
-        return (learner_state, priorities_of(replay_lite)), loss, jnp.ones((), bool)
+    def step_on_sample(learner_state, sample, hp, key):
+        """One learner step (and target update) on a batch sampled outside `lax.cond` with
+        `key`; returns the per-example priorities instead of writing them."""
+        batch, _, weights = sample
+        if not config.prioritized:
+            weights = jnp.ones_like(weights)
+        learner_state, info = learner.step(learner_state, batch, weights, hp,
+                                           jax.random.fold_in(key, LEARNER_STREAM))
+        if config.target_update == "periodic":
+            target = optax.periodic_update(learner_state.params, learner_state.target_params,
+                                           learner_state.step, config.target_period)
+        else:
+            target = optax.incremental_update(learner_state.params, learner_state.target_params,
+                                              hp["tau"])
+        priorities = (info["priorities"].astype(jnp.float32) if config.prioritized
+                      else jnp.zeros((config.batch_size,), jnp.float32))
+        return (learner_state._replace(target_params=target), info["loss"],
+                jnp.ones((), bool), priorities)
+
+    def skip_sample(learner_state, *unused):
+        del unused
+        return (learner_state, jnp.zeros((), jnp.float32), jnp.zeros((), bool),
+                jnp.zeros((config.batch_size,), jnp.float32))
 
     def skip(carry, *unused):
         del unused
         return carry, jnp.zeros((), jnp.float32), jnp.zeros((), bool)
 
     def learn_if(should_learn, carry, replay_state, hp, key):
-        """`learn` when `should_learn`, else `skip`; the replay storage never goes through
-        `lax.cond` with one gradient step (with several, each sample depends on the
-        previous step's priorities, so the buffer is an operand of the branch)."""
+        """`learn` when `should_learn`, else nothing (`carry` unchanged, loss 0).
+
+        With one gradient step neither the replay storage nor the priority arrays go
+        through `lax.cond` (XLA would copy them on every call; under `vmap` the branches
+        become a select over them): the batch is sampled before the branch, from the same
+        key `learn` would use, only the learner state goes in, and the new priorities are
+        written after it, to out-of-range (dropped) slots when no step was taken. With
+        several gradient steps each sample depends on the previous step's priorities, so
+        the buffer is an operand of the branch.
+        """
         if config.gradient_steps > 1:
             return jax.lax.cond(should_learn, learn, skip, carry, replay_state, hp, key)
+        learner_state, priorities = carry
+        replay_state = replay_state._replace(**priorities)
         (k_sample,) = jax.random.split(key, 1)
         sample = buffer.sample(k_sample, replay_state, config.batch_size,
                                beta=hp["importance_beta"])
-        return jax.lax.cond(should_learn, learn_sampled, skip, carry,
-                            replay_state._replace(storage=()), sample, hp, k_sample)
+        learner_state, loss, learned, new_priorities = jax.lax.cond(
+            should_learn, step_on_sample, skip_sample, learner_state, sample, hp, k_sample)
+        if config.prioritized:
+            slots = jnp.where(learned, sample.indices, config.buffer_size)
+            replay_state = buffer.update_priorities(replay_state, slots, new_priorities)
+        return (learner_state, priorities_of(replay_state)), loss, learned
 
     def carry_of(state, replay_state):
         return (LearnerState(state.params, state.target_params, state.opt_state,
