@@ -29,10 +29,12 @@ def _train(out, *extra):
 
 
 def _damage(step_dir: pathlib.Path) -> None:
-    """Truncates the largest array file of a checkpoint (orbax writes them under `d/`)."""
+    """Truncates every array file of a checkpoint (orbax writes them under `d/` folders; some
+    of them are copies it does not read back, so damaging only one is not always damage)."""
     files = [p for p in step_dir.rglob("*") if p.is_file() and p.parent.name == "d"]
-    path = max(files, key=lambda p: p.stat().st_size)
-    path.write_bytes(path.read_bytes()[:path.stat().st_size // 2])
+    assert files, f"no array files under {step_dir}"
+    for path in files:
+        path.write_bytes(path.read_bytes()[:path.stat().st_size // 2])
 
 
 @pytest.fixture(scope="module")
