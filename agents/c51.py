@@ -26,7 +26,7 @@ from agents.dqn import (
     q_optimizer,
     validate_network,
 )
-from agents.learner import Learner, gradient_learner
+from agents.learner import Learner, gradient_learner, td_example_loss
 from tdkit import distributional, losses, values
 
 
@@ -69,14 +69,10 @@ def c51_learner(num_actions: int, config: C51Config = C51Config(), name: str = "
     loss = losses.td_loss(value_fn, distributional.categorical_rule(atoms, config.double),
                           has_aux=True)
 
-    def example_loss(params, target_params, transition, weight, key):
-        del key
-        return loss(params, target_params, transition, weight)
-
     def action_values(params, obs):
         return expected_values(jax.vmap(value_fn.apply, in_axes=(None, 0))(params, obs), atoms)
 
-    return gradient_learner(name, value_fn.init, example_loss, action_values,
+    return gradient_learner(name, value_fn.init, td_example_loss(loss), action_values,
                             q_optimizer(config), LEARNER_HPARAMS,
                             check_hparams=lambda hparams: check_learning_rate(hparams, name))
 

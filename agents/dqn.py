@@ -15,12 +15,11 @@ learning starts, target-network updates and acting belong to the replay driver
 import dataclasses
 
 import jax
-import jax.numpy as jnp
 import optax
 
 from agents import replay_driver
 from agents.base import Agent
-from agents.learner import Learner, gradient_learner, make_optimizer
+from agents.learner import Learner, gradient_learner, make_optimizer, td_example_loss
 from tdkit import losses, values
 
 
@@ -119,13 +118,8 @@ def dqn_learner(num_actions: int, config: DQNConfig = DQNConfig(), name: str = "
     loss_fn = losses.td_loss(value_fn, rule, config.loss)
     loss_aux = losses.td_loss(value_fn, rule, config.loss, has_aux=True)
 
-    def example_loss(params, target_params, transition, weight, key):
-        del key  # DQN's loss is deterministic
-        loss, td_error = loss_aux(params, target_params, transition, weight)
-        return loss, jnp.abs(td_error)
-
     return gradient_learner(
-        name, value_fn.init, example_loss, jax.vmap(value_fn.apply, in_axes=(None, 0)),
+        name, value_fn.init, td_example_loss(loss_aux), jax.vmap(value_fn.apply, in_axes=(None, 0)),
         q_optimizer(config), LEARNER_HPARAMS,
         check_hparams=lambda hparams: check_learning_rate(hparams, name),
         clipping=None if config.per_example_max_norm is None else (

@@ -190,6 +190,19 @@ def gradient_learner(
                    noisy_acting=noisy_acting)
 
 
+def td_example_loss(loss: Callable[..., tuple[Array, Array]]) -> Callable[..., tuple[Array, Array]]:
+    """`gradient_learner`'s `example_loss` for a `tdkit.td_loss(..., has_aux=True)` loss:
+    the key is unused and the priority is `|td_error|` (for distributional rules the
+    "td_error" is the per-example loss itself, so its own value)."""
+
+    def example_loss(params, target_params, transition, weight, key):
+        del key  # a td_loss is deterministic
+        value, td_error = loss(params, target_params, transition, weight)
+        return value, jnp.abs(td_error)
+
+    return example_loss
+
+
 def copy_tree(tree: Any) -> Any:
     """A copy of every leaf (no two leaves of a state may share a buffer: the host loop
     donates its state to XLA)."""

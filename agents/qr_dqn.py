@@ -24,7 +24,7 @@ from agents.dqn import (
     q_optimizer,
     validate_network,
 )
-from agents.learner import Learner, gradient_learner
+from agents.learner import Learner, gradient_learner, td_example_loss
 from tdkit import distributional, losses, values
 
 
@@ -58,14 +58,10 @@ def qr_dqn_learner(num_actions: int, config: QRDQNConfig = QRDQNConfig(),
     rule = distributional.quantile_rule(config.num_quantiles, config.huber_param, config.double)
     loss = losses.td_loss(value_fn, rule, has_aux=True)
 
-    def example_loss(params, target_params, transition, weight, key):
-        del key
-        return loss(params, target_params, transition, weight)
-
     def action_values(params, obs):
         return jax.vmap(value_fn.apply, in_axes=(None, 0))(params, obs).mean(axis=-1)
 
-    return gradient_learner(name, value_fn.init, example_loss, action_values,
+    return gradient_learner(name, value_fn.init, td_example_loss(loss), action_values,
                             q_optimizer(config), LEARNER_HPARAMS,
                             check_hparams=lambda hparams: check_learning_rate(hparams, name))
 

@@ -105,8 +105,9 @@ def replay_agent_spec(name: str, description: str, learner: Callable[..., Any],
       config_cls: a frozen dataclass extending `agents.replay_driver.ReplayConfig`.
       learner_hparams, learner_help: the learner's numeric hyperparameters (the driver adds
         gamma, epsilon_start, epsilon_end, tau, importance_beta).
-      validate: `validate(config, hparams)` for the learner's settings (the driver's are
-        always checked).
+      validate: `validate(config, hparams)` of all the agent's settings, the driver's
+        included (e.g. through `agents.dqn.validate_network`); None: the driver's alone.
+        (`replay_agent` checks the driver's settings again when it builds the agent.)
       config_overrides, default_env, run_defaults: as in `AgentSpec`.
     """
     from agents import replay_driver
@@ -118,8 +119,9 @@ def replay_agent_spec(name: str, description: str, learner: Callable[..., Any],
                                           num_actions, name)
 
     def check_all(config, hparams):
-        replay_driver.validate(config, hparams, name)
-        if validate is not None:
+        if validate is None:
+            replay_driver.validate(config, hparams, name)
+        else:
             validate(config, hparams)
 
     return AgentSpec(
@@ -151,32 +153,24 @@ def _specs() -> dict[str, AgentSpec]:
             validate=lambda config, hparams, n=name: dqn_lib.validate(config, hparams, n),
             config_overrides={"double": double})
     learning_rate_help = {"learning_rate": dqn_lib.HPARAM_HELP["learning_rate"]}
-    specs["c51"] = replay_agent_spec(
-        "c51", "C51: categorical distributional DQN (logits over a fixed support)",
-        learner=c51_lib.c51_learner, config_cls=c51_lib.C51Config,
-        learner_hparams=dqn_lib.LEARNER_HPARAMS, learner_help=learning_rate_help,
-        validate=c51_lib.validate)
-    specs["qr_dqn"] = replay_agent_spec(
-        "qr_dqn", "QR-DQN: quantile regression DQN (quantile Huber loss)",
-        learner=qr_dqn_lib.qr_dqn_learner, config_cls=qr_dqn_lib.QRDQNConfig,
-        learner_hparams=dqn_lib.LEARNER_HPARAMS, learner_help=learning_rate_help,
-        validate=qr_dqn_lib.validate)
-    specs["iqn"] = replay_agent_spec(
-        "iqn", "IQN: implicit quantile networks (sampled quantile fractions, cosine embedding)",
-        learner=iqn_lib.iqn_learner, config_cls=iqn_lib.IQNConfig,
-        learner_hparams=dqn_lib.LEARNER_HPARAMS, learner_help=learning_rate_help,
-        validate=iqn_lib.validate)
-    specs["mdqn"] = replay_agent_spec(
-        "mdqn", "Munchausen DQN: soft target with the scaled log-policy bonus",
-        learner=munchausen_lib.mdqn_learner, config_cls=munchausen_lib.MDQNConfig,
-        learner_hparams=dqn_lib.LEARNER_HPARAMS, learner_help=learning_rate_help,
-        validate=munchausen_lib.validate)
-    specs["rainbow"] = replay_agent_spec(
-        "rainbow", "Rainbow: C51 + double + dueling + noisy nets + n-step + prioritized "
-        "(each switchable)",
-        learner=rainbow_lib.rainbow_learner, config_cls=rainbow_lib.RainbowConfig,
-        learner_hparams=dqn_lib.LEARNER_HPARAMS, learner_help=learning_rate_help,
-        validate=rainbow_lib.validate)
+    dopamine_family = [  # name, description, module, learner, config class
+        ("c51", "C51: categorical distributional DQN (logits over a fixed support)",
+         c51_lib, c51_lib.c51_learner, c51_lib.C51Config),
+        ("qr_dqn", "QR-DQN: quantile regression DQN (quantile Huber loss)",
+         qr_dqn_lib, qr_dqn_lib.qr_dqn_learner, qr_dqn_lib.QRDQNConfig),
+        ("iqn", "IQN: implicit quantile networks (sampled quantile fractions, cosine "
+         "embedding)", iqn_lib, iqn_lib.iqn_learner, iqn_lib.IQNConfig),
+        ("mdqn", "Munchausen DQN: soft target with the scaled log-policy bonus",
+         munchausen_lib, munchausen_lib.mdqn_learner, munchausen_lib.MDQNConfig),
+        ("rainbow", "Rainbow: C51 + double + dueling + noisy nets + n-step + prioritized "
+         "(each switchable)", rainbow_lib, rainbow_lib.rainbow_learner,
+         rainbow_lib.RainbowConfig),
+    ]
+    for name, description, module, learner, config_cls in dopamine_family:
+        specs[name] = replay_agent_spec(
+            name, description, learner=learner, config_cls=config_cls,
+            learner_hparams=dqn_lib.LEARNER_HPARAMS, learner_help=learning_rate_help,
+            validate=module.validate)
     for rule in tabular_lib.RULES:
         specs[rule] = AgentSpec(
             name=rule,
