@@ -1,7 +1,7 @@
 """The two backends of a training run; each supplies only "run K steps" to the runner.
 
     backend = JaxBackend(plan)  or  GymBackend(plan)
-    state = backend.init()
+    state = backend.init()          # or, resuming: backend.start() and a restored state
     state, result = backend.run(state, num_iterations, should_stop)   # one chunk
 
 - `JaxBackend`: a tdkit JAX environment; the whole loop state (agents, replay buffers,
@@ -76,7 +76,11 @@ class JaxBackend:
         iterations = plan.iterations_per_chunk
         self._run = jax.jit(jax.vmap(lambda s: self.loop.run(s, iterations)))
 
+    def start(self) -> None:
+        """Nothing to prepare besides the state (the programs compile on first use)."""
+
     def init(self) -> Any:
+        """The initial loop state of every member."""
         state = self._init(self.plan.member_keys(), self.plan.member_hparams())
         return self._shard(state)
 
@@ -169,11 +173,14 @@ class GymBackend:
         self.hparams = {**plan.spec.default_hparams, **plan.settings[0]}
         self.adapter = self.loop = self.obs = None
 
-    def init(self) -> AgentState:
+    def start(self) -> None:
+        """Makes the environments and the loop (also when resuming: they restart)."""
         from agents.host_fast import FastHostLoop
         from agents.host_loop import HostLoop
         from envs.host import make_host_env
 
+        if self.adapter is not None:
+            return
         config = self.plan.config
         self.adapter = make_host_env(config.env, num_envs=config.num_envs,
                                      gamma=float(self.hparams["gamma"]), seed=config.seed,
@@ -183,6 +190,11 @@ class GymBackend:
         else:
             self.loop = HostLoop(self.plan.agent, self.adapter)
         self.obs = self.adapter.reset(seed=config.seed)
+
+    def init(self) -> AgentState:
+        """The initial agent state (after `start`)."""
+        self.start()
+        config = self.plan.config
         return self.loop.init(jax.random.key(config.seed), self.obs[0], self.hparams)
 
     def template(self) -> HostLoopState:

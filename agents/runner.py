@@ -143,11 +143,13 @@ def run_chunks(plan: Plan, backend: Any, run_dir: pathlib.Path, resuming: bool,
 
     start = time.perf_counter()
     config = plan.config
-    state = backend.init()
     checkpoints = Checkpointer(run_dir / "checkpoints")
     done = 0
-    if resuming:
+    if resuming:  # the restored state replaces the initial one: it is never computed
         done, state = restore(plan, backend, run_dir, checkpoints)
+        backend.start()
+    else:
+        state = backend.init()
     try:
         loggers = loggers_lib.make_loggers(
             run_dir, metric_columns(plan), keep_chunks=done if resuming else None,
