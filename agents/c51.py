@@ -24,6 +24,7 @@ from agents.dqn import (
     QNetworkConfig,
     check_learning_rate,
     q_optimizer,
+    q_torso,
     validate_network,
 )
 from agents.learner import Learner, gradient_learner, td_example_loss
@@ -65,7 +66,7 @@ def c51_learner(num_actions: int, config: C51Config = C51Config(), name: str = "
     validate(config, {**LEARNER_HPARAMS, **replay_driver.HPARAMS}, name)
     atoms = jnp.linspace(config.v_min, config.v_max, config.num_atoms, dtype=jnp.float32)
     value_fn = values.mlp(config.hidden_sizes, num_actions, num_atoms=config.num_atoms,
-                          layer_norm=config.layer_norm)
+                          layer_norm=config.layer_norm, torso=q_torso(config))
     loss = losses.td_loss(value_fn, distributional.categorical_rule(atoms, config.double),
                           has_aux=True)
 

@@ -47,6 +47,10 @@ class QNetworkConfig(replay_driver.ReplayConfig):
     learning_rate_decay_steps: int | None = dataclasses.field(
         default=15_000, metadata={"help": "decay the learning rate linearly to 0 over this many "
                                         "gradient steps; None: constant"})
+    torso: str = dataclasses.field(
+        default="auto", metadata={"help": "conv torso before the MLP: 'auto' (none for vector "
+                                          "observations; for images 'minatar' below 36x36, "
+                                          "else 'nature'), 'none', 'minatar', 'nature'"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,9 +68,40 @@ DEFAULT_HPARAMS = {**LEARNER_HPARAMS, **replay_driver.HPARAMS}
 HPARAM_HELP = {"learning_rate": "optimizer step size", **replay_driver.HPARAM_HELP}
 
 
+TORSOS = ("auto", "none", "minatar", "nature")
+
+
+def resolve_torso(torso: str, observation_shape: tuple) -> str:
+    """The torso `"auto"` means for observations of `observation_shape`: 'none' for vectors,
+    'minatar' for images `[H, W, C]` below 36 x 36 (MinAtar's 10 x 10), else 'nature'
+    (Atari's 84 x 84). Explicit choices are returned as they are."""
+    if torso != "auto":
+        return torso
+    if len(observation_shape) != 3:
+        return "none"
+    return "minatar" if min(observation_shape[:2]) < 36 else "nature"
+
+
+def q_torso(config) -> values.Torso | None:
+    """`tdkit.values.conv_torso` of `config.torso` (LayerNorm as `config.layer_norm`), or None
+    ('none', or 'auto' not resolved for an image: the network takes vector observations).
+
+    The agents cast observations to float32 (replay, acting), so Atari's uint8 frames reach
+    the 'nature' torso as floats in [0, 255]: it divides them by 255 first (the scaling the
+    torso itself applies to uint8 input)."""
+    if config.torso in ("auto", "none"):
+        return None
+    torso = values.conv_torso(config.torso, layer_norm=config.layer_norm)
+    if config.torso == "nature":
+        return torso._replace(apply=lambda params, obs: torso.apply(params, obs / 255.0))
+    return torso
+
+
 def validate_network(config: QNetworkConfig, hparams: dict, agent: str) -> None:
     """Raises ValueError naming the setting for invalid driver, network or optimizer settings."""
     replay_driver.validate(config, hparams, agent)
+    if config.torso not in TORSOS:
+        raise ValueError(f"{agent}: `torso` must be one of {TORSOS}, got {config.torso!r}")
     if config.learning_rate_decay_steps is not None and config.learning_rate_decay_steps <= 0:
         raise ValueError(f"{agent}: `learning_rate_decay_steps` must be > 0, got "
                          f"{config.learning_rate_decay_steps}")
@@ -113,7 +148,8 @@ def dqn_learner(num_actions: int, config: DQNConfig = DQNConfig(), name: str = "
     `delta_b` the (double) Q-learning TD error against `state.target_params`; `info = {"loss":
     [], "priorities": |delta| [B]}`. Reads `hparams["learning_rate"]`.
     """
-    value_fn = values.mlp(config.hidden_sizes, num_actions, layer_norm=config.layer_norm)
+    value_fn = values.mlp(config.hidden_sizes, num_actions, layer_norm=config.layer_norm,
+                          torso=q_torso(config))
     rule = "double_q_learning" if config.double else "q_learning"
     loss_fn = losses.td_loss(value_fn, rule, config.loss)
     loss_aux = losses.td_loss(value_fn, rule, config.loss, has_aux=True)

@@ -25,6 +25,7 @@ from agents.dqn import (
     QNetworkConfig,
     check_learning_rate,
     q_optimizer,
+    q_torso,
     validate_network,
 )
 from agents.learner import Learner, gradient_learner
@@ -64,7 +65,7 @@ def iqn_learner(num_actions: int, config: IQNConfig = IQNConfig(), name: str = "
     fractions drawn from each example's own key; priorities are the per-example losses)."""
     validate(config, {**LEARNER_HPARAMS, **replay_driver.HPARAMS}, name)
     net = networks.iqn_mlp(config.hidden_sizes, num_actions, config.embedding_dim,
-                           config.layer_norm)
+                           config.layer_norm, torso=q_torso(config))
     acting_taus = jnp.asarray(distributional.quantile_midpoints(config.num_quantile_samples))
 
     def example_loss(params, target_params, transition, weight, key):

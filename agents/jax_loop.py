@@ -12,6 +12,16 @@ it chunk by chunk (reporting progress and checkpointing in between) with one com
 `jax.vmap` over `init` and `run` trains many seeds (and hyperparameter settings, through
 `hparams`) in one program.
 
+Agents whose parameters change only every K iterations offer a `FastPath` with
+`update_every = K` and an `update_block` (the rollout driver: K = T; the replay driver:
+K = `train_every`). For them `run` scans blocks: K iterations of acting and environment
+steps on the block's starting agent state (its step count advanced as `update` would), then
+ONE `update_block` on the K transitions, equal to K calls of `update`. This matters most
+under `jax.vmap` (seeds and sweeps), where the `lax.cond` that skips learning in `update`
+becomes a `select` that computes the learning branch on every iteration. Blocks are used
+when `num_iterations` is a multiple of K; runs then stay aligned (every chunk starts at a
+multiple of K iterations).
+
 After each chunk `run` also evaluates the greedy policy on the JAX environment
 (`eval_episodes` episodes) and keeps the best-scoring parameters in `best_params`
 (model selection on the training environment; set `eval_episodes=0` to disable).
@@ -122,31 +132,58 @@ def make_jax_loop(agent: Agent, env: Any, env_params: Any, num_envs: int,
             best_params=agent_state.params, best_score=jnp.full((), -jnp.inf, jnp.float32),
             last_score=jnp.full((), -jnp.inf, jnp.float32))
 
-    def iteration(state: LoopState, _):
+    fast_path = agent.fast_path
+    block = (fast_path.update_every if fast_path is not None
+             and fast_path.update_block is not None else 1)
+
+    def env_iteration(state: LoopState, acting_state: AgentState):
+        """Act with `acting_state`, step the environments; the agent is not updated."""
         key, k_act, k_step = jax.random.split(state.key, 3)
-        action = agent.act(k_act, state.agent, state.obs)
+        action = agent.act(k_act, acting_state, state.obs)
         obs, env_state, reward, terminated, truncated, info = v_step(
             jax.random.split(k_step, num_envs), state.env_state, action, env_params)
-        gamma = state.agent.hparams["gamma"]
+        gamma = acting_state.hparams["gamma"]
         transition = Transition(
             obs_tm1=state.obs, a_tm1=action, r_t=reward.astype(jnp.float32),
             discount_t=gamma * (1.0 - terminated.astype(jnp.float32)),
             obs_t=info["final_observation"])
         last = jnp.logical_or(terminated, truncated)
-        agent_state, agent_metrics = agent.update(state.agent, transition, last)
         episode_return = state.episode_return + reward
         episode_length = state.episode_length + 1
-        metrics = IterationMetrics(
-            finished=last.sum().astype(jnp.int32),
-            return_sum=jnp.where(last, episode_return, 0.0).sum(),
-            length_sum=jnp.where(last, episode_length, 0).sum().astype(jnp.int32),
-            loss=agent_metrics["loss"], learned=agent_metrics["learned"],
-            step=agent_state.step)
+        episodes = (last.sum().astype(jnp.int32),
+                    jnp.where(last, episode_return, 0.0).sum(),
+                    jnp.where(last, episode_length, 0).sum().astype(jnp.int32))
         state = state._replace(
-            agent=agent_state, env_state=env_state, obs=obs, key=key,
+            env_state=env_state, obs=obs, key=key,
             episode_return=jnp.where(last, 0.0, episode_return),
             episode_length=jnp.where(last, 0, episode_length))
-        return state, metrics
+        return state, transition, last, episodes
+
+    def iteration(state: LoopState, _):
+        state, transition, last, episodes = env_iteration(state, state.agent)
+        agent_state, agent_metrics = agent.update(state.agent, transition, last)
+        metrics = IterationMetrics(
+            *episodes, loss=agent_metrics["loss"], learned=agent_metrics["learned"],
+            step=agent_state.step)
+        return state._replace(agent=agent_state), metrics
+
+    def block_iteration(state: LoopState, _):
+        """`block` iterations: acting on the block's first agent state, one update_block."""
+        start = state.agent
+
+        def body(loop_state, k):
+            acting_state = start._replace(step=start.step + k * num_envs)
+            loop_state, transition, last, episodes = env_iteration(loop_state, acting_state)
+            return loop_state, (transition, last, episodes)
+
+        state, (transitions, lasts, episodes) = jax.lax.scan(
+            body, state, jnp.arange(block, dtype=start.step.dtype))
+        agent_state, agent_metrics = fast_path.update_block(start, transitions, lasts)
+        steps = start.step + (jnp.arange(block, dtype=start.step.dtype) + 1) * num_envs
+        metrics = IterationMetrics(
+            *episodes, loss=agent_metrics["loss"], learned=agent_metrics["learned"],
+            step=steps)
+        return state._replace(agent=agent_state), metrics
 
     def evaluate(key, agent_state: AgentState, num_episodes: int):
         """Greedy returns of `num_episodes` episodes (the first episode of each env)."""
@@ -171,7 +208,13 @@ def make_jax_loop(agent: Agent, env: Any, env_params: Any, num_envs: int,
         return total
 
     def run(state: LoopState, num_iterations: int):
-        state, metrics = jax.lax.scan(iteration, state, None, length=num_iterations)
+        if block > 1 and num_iterations % block == 0:
+            state, metrics = jax.lax.scan(block_iteration, state, None,
+                                          length=num_iterations // block)
+            metrics = jax.tree.map(lambda x: x.reshape((num_iterations,) + x.shape[2:]),
+                                   metrics)
+        else:
+            state, metrics = jax.lax.scan(iteration, state, None, length=num_iterations)
         if eval_episodes > 0:
             key, k_eval = jax.random.split(state.key)
             score = evaluate(k_eval, state.agent, eval_episodes).mean()

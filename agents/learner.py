@@ -36,7 +36,8 @@ class LearnerState(NamedTuple):
       params: online parameters (any pytree; e.g. `{"actor": ..., "critic": ...}`).
       target_params: target-network parameters (the driver updates them).
       opt_state: optax state.
-      step: int32 `[]`, gradient steps taken so far.
+      step: int32 `[]`, learner steps taken so far (one per `Learner.step` call: a gradient
+        step of a replay learner, a whole rollout update of a rollout learner).
     """
 
     params: Any
@@ -69,15 +70,22 @@ class Learner(NamedTuple):
       noisy_acting: `action_values(params, obs, key)` also takes a PRNG key (noisy networks
         explore through their noise); with `key=None` it gives the noise-free values (greedy
         evaluation).
+      policy: for continuous actions (`action_values` None): `policy(params, obs [N, O...],
+        key, hparams) -> actions [N, A]` inside the action bounds, exploring with `key`
+        (exploration noise, a sampled action) and greedy with `key=None`.
+      example_action: ONE action as stored in transitions (`a_tm1`); None: an int32 scalar
+        (a discrete action). Continuous learners give a float32 `[A]`.
     """
 
     init: Callable[..., LearnerState]
     step: Callable[..., tuple[LearnerState, dict]]
-    action_values: Callable[..., Array]
+    action_values: Callable[..., Array] | None
     name: str
     default_hparams: Mapping[str, float]
     check_hparams: Callable[[Mapping[str, Any]], None] | None = None
     noisy_acting: bool = False
+    policy: Callable[..., Array] | None = None
+    example_action: Any = None
 
 
 def make_optimizer(name: str, learning_rate: Any, decay_steps: int | None = None,
@@ -231,6 +239,8 @@ def start_learner(learner: Learner, key: Array, example_obs: Any,
         learner.check_hparams(given)
     k_params, k_state = jax.random.split(key)
     example_obs = jnp.asarray(example_obs, jnp.float32)
-    example = Transition(obs_tm1=example_obs, a_tm1=jnp.zeros((), jnp.int32),
+    example_action = (jnp.zeros((), jnp.int32) if learner.example_action is None
+                      else jnp.zeros_like(learner.example_action))
+    example = Transition(obs_tm1=example_obs, a_tm1=example_action,
                          r_t=jnp.zeros(()), discount_t=jnp.zeros(()), obs_t=example_obs)
     return hp, learner.init(k_params, example_obs, hp), k_state, example

@@ -21,6 +21,7 @@ from agents.dqn import (
     QNetworkConfig,
     check_learning_rate,
     q_optimizer,
+    q_torso,
     validate_network,
 )
 from agents.learner import Learner, gradient_learner
@@ -56,7 +57,8 @@ def mdqn_learner(num_actions: int, config: MDQNConfig = MDQNConfig(), name: str 
                  ) -> Learner:
     """The M-DQN learner for `[O]` float observations (`step` as `dqn_learner`'s)."""
     validate(config, {**LEARNER_HPARAMS, **replay_driver.HPARAMS}, name)
-    value_fn = values.mlp(config.hidden_sizes, num_actions, layer_norm=config.layer_norm)
+    value_fn = values.mlp(config.hidden_sizes, num_actions, layer_norm=config.layer_norm,
+                          torso=q_torso(config))
     elementwise = losses.l2_loss if config.loss == "l2" else losses.huber_loss
 
     def example_loss(params, target_params, transition, weight, key):

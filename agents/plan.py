@@ -85,6 +85,15 @@ def resolve_backend(env_id: str, backend: str, wrappers: Sequence[str] = ()) -> 
     if wrappers and backend == "jax":
         raise RunError("--wrapper wraps Gymnasium environments: it needs --backend gym (or "
                        "auto), not jax")
+    if env_id.startswith("gymnax:"):
+        if backend == "gym" or wrappers:
+            raise RunError(f"'{env_id}' is a JAX environment: it needs --backend jax (or "
+                           "auto) and no --wrapper")
+        try:
+            envs.make(env_id)  # checks the id and that gymnax is installed
+        except (ImportError, ValueError) as error:
+            raise RunError(str(error)) from None
+        return "jax"
     jax_names = envs.names()
     short = env_id.removeprefix("tdkit/")
     if backend in ("auto", "jax") and short in jax_names and not wrappers:

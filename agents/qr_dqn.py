@@ -22,6 +22,7 @@ from agents.dqn import (
     QNetworkConfig,
     check_learning_rate,
     q_optimizer,
+    q_torso,
     validate_network,
 )
 from agents.learner import Learner, gradient_learner, td_example_loss
@@ -54,7 +55,7 @@ def qr_dqn_learner(num_actions: int, config: QRDQNConfig = QRDQNConfig(),
     priorities are the per-example losses)."""
     validate(config, {**LEARNER_HPARAMS, **replay_driver.HPARAMS}, name)
     value_fn = values.mlp(config.hidden_sizes, num_actions, num_atoms=config.num_quantiles,
-                          layer_norm=config.layer_norm)
+                          layer_norm=config.layer_norm, torso=q_torso(config))
     rule = distributional.quantile_rule(config.num_quantiles, config.huber_param, config.double)
     loss = losses.td_loss(value_fn, rule, has_aux=True)
 

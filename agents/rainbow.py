@@ -24,7 +24,7 @@ from agents import replay_driver
 from agents.base import Agent
 from agents.c51 import C51Config, expected_values
 from agents.c51 import validate as validate_c51
-from agents.dqn import LEARNER_HPARAMS, check_learning_rate, q_optimizer
+from agents.dqn import LEARNER_HPARAMS, check_learning_rate, q_optimizer, q_torso
 from agents.learner import Learner, gradient_learner
 from tdkit import distributional, networks, values
 
@@ -55,12 +55,13 @@ def validate(config: RainbowConfig, hparams: dict, agent: str = "rainbow") -> No
 def _network(num_actions: int, config: RainbowConfig):
     if config.noisy:
         return networks.noisy_mlp(config.hidden_sizes, num_actions, config.num_atoms,
-                                  config.dueling, config.layer_norm, config.sigma0)
+                                  config.dueling, config.layer_norm, config.sigma0,
+                                  torso=q_torso(config))
     if config.dueling:
         return networks.dueling_mlp(config.hidden_sizes, num_actions, config.num_atoms,
-                                    config.layer_norm)
+                                    config.layer_norm, torso=q_torso(config))
     return values.mlp(config.hidden_sizes, num_actions, num_atoms=config.num_atoms,
-                      layer_norm=config.layer_norm)
+                      layer_norm=config.layer_norm, torso=q_torso(config))
 
 
 def rainbow_learner(num_actions: int, config: RainbowConfig = RainbowConfig(),

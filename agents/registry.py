@@ -7,14 +7,18 @@ from typing import Any, NamedTuple
 import gymnasium
 import numpy as np
 
+from agents import actor_critic
 from agents import c51 as c51_lib
 from agents import dqn as dqn_lib
 from agents import iqn as iqn_lib
 from agents import linear as linear_lib
 from agents import munchausen as munchausen_lib
+from agents import pqn as pqn_lib
 from agents import qr_dqn as qr_dqn_lib
 from agents import rainbow as rainbow_lib
+from agents import sac as sac_lib
 from agents import tabular as tabular_lib
+from agents import td3 as td3_lib
 from agents.base import Agent
 
 
@@ -61,11 +65,62 @@ def _check_dqn(agent: str):
     def check(observation_space, action_space):
         _require_discrete_actions(agent, action_space)
         if not (isinstance(observation_space, gymnasium.spaces.Box)
+                and len(observation_space.shape) in (1, 3)):
+            raise ValueError(
+                f"agent '{agent}' needs vector observations (a 1-D Box) or images (a "
+                f"[H, W, C] Box, through a conv torso), but the environment has "
+                f"{observation_space}; for discrete states use a tabular agent")
+    return check
+
+
+def _with_torso(config, observation_space):
+    """`config` with its `torso` resolved for the observations ('auto': conv for images);
+    configs without a `torso` setting are returned as they are."""
+    from agents.dqn import resolve_torso
+
+    if not hasattr(config, "torso"):
+        return config
+    torso = resolve_torso(config.torso, tuple(observation_space.shape))
+    if torso == "none" and len(observation_space.shape) == 3:
+        raise ValueError(f"image observations {observation_space} need a conv torso: "
+                         f"`torso` 'auto', 'minatar' or 'nature', not 'none'")
+    return dataclasses.replace(config, torso=torso)
+
+
+def _check_continuous(agent: str):
+    def check(observation_space, action_space):
+        if not (isinstance(action_space, gymnasium.spaces.Box)
+                and len(action_space.shape) == 1):
+            raise ValueError(
+                f"agent '{agent}' needs a continuous (1-D Box) action space, but the "
+                f"environment has {action_space}; for discrete actions use e.g. 'dqn' or 'pqn'")
+        actor_critic.action_bounds(action_space)
+        if not (isinstance(observation_space, gymnasium.spaces.Box)
                 and len(observation_space.shape) == 1):
             raise ValueError(
                 f"agent '{agent}' needs vector observations (a 1-D Box), but the environment "
-                f"has {observation_space}; for discrete states use a tabular agent")
+                f"has {observation_space}")
     return check
+
+
+def _continuous_spec(name: str, description: str, module, config_cls, make_agent,
+                     config_overrides=None) -> AgentSpec:
+    from agents import replay_driver
+    def build(observation_space, action_space, config):
+        del observation_space
+        low, high = actor_critic.action_bounds(action_space)
+        return make_agent(low, high, config, name)
+
+    driver_defaults = getattr(module, "DRIVER_DEFAULTS", {})
+    return AgentSpec(
+        name=name, description=description, config_cls=config_cls,
+        config_overrides=dict(config_overrides or {}),
+        default_hparams={**module.LEARNER_HPARAMS, **replay_driver.ACTOR_CRITIC_HPARAMS,
+                         **driver_defaults},
+        hparam_help=module.HPARAM_HELP, build=build, check=_check_continuous(name),
+        validate=lambda config, hparams: module.validate(config, hparams, name),
+        default_env="Pendulum-v1",
+        run_defaults={"total_steps": 20_000, "num_envs": 1, "chunk_steps": 2_000})
 
 
 def _check_tabular(agent: str):
@@ -86,6 +141,10 @@ def _check_linear(observation_space, action_space):
 
 def _build_linear(observation_space, action_space, config):
     return linear_lib.sarsa_lambda_agent(observation_space, int(action_space.n), config)
+
+
+def _build_pqn(observation_space, action_space, config):
+    return pqn_lib.pqn(int(action_space.n), _with_torso(config, observation_space), "pqn")
 
 
 def replay_agent_spec(name: str, description: str, learner: Callable[..., Any],
@@ -113,8 +172,8 @@ def replay_agent_spec(name: str, description: str, learner: Callable[..., Any],
     from agents import replay_driver
 
     def build(observation_space, action_space, config):
-        del observation_space
         num_actions = int(action_space.n)
+        config = _with_torso(config, observation_space)
         return replay_driver.replay_agent(learner(num_actions, config, name), config,
                                           num_actions, name)
 
@@ -171,6 +230,26 @@ def _specs() -> dict[str, AgentSpec]:
             name, description, learner=learner, config_cls=config_cls,
             learner_hparams=dqn_lib.LEARNER_HPARAMS, learner_help=learning_rate_help,
             validate=module.validate)
+    specs["pqn"] = AgentSpec(
+        name="pqn",
+        description="PQN: Peng's (or Watkins') Q(lambda) on [T, N] rollouts of many envs, "
+        "LayerNorm MLP, no replay, no target network (Gallici et al. 2025)",
+        config_cls=pqn_lib.PQNConfig, config_overrides={},
+        default_hparams=pqn_lib.DEFAULT_HPARAMS, hparam_help=pqn_lib.HPARAM_HELP,
+        build=_build_pqn, check=_check_dqn("pqn"),
+        validate=lambda config, hparams: pqn_lib.validate(config, hparams, "pqn"),
+        default_env="CartPole-v1",
+        run_defaults={"total_steps": 500_000, "num_envs": 32, "chunk_steps": 2048 * 10})
+    specs["ddpg"] = _continuous_spec(
+        "ddpg", "DDPG: deterministic actor, one critic, Polyak targets (TD3 without its "
+        "three changes)", td3_lib, td3_lib.TD3Config, td3_lib.td3,
+        config_overrides=td3_lib.DDPG_OVERRIDES)
+    specs["td3"] = _continuous_spec(
+        "td3", "TD3: twin critics (clipped double Q), target policy smoothing, delayed "
+        "actor and target updates", td3_lib, td3_lib.TD3Config, td3_lib.td3)
+    specs["sac"] = _continuous_spec(
+        "sac", "SAC: squashed-Gaussian actor, twin critics, soft target, automatic "
+        "temperature", sac_lib, sac_lib.SACConfig, sac_lib.sac)
     for rule in tabular_lib.RULES:
         specs[rule] = AgentSpec(
             name=rule,

@@ -52,6 +52,9 @@ class ReplayConfig:
         default="periodic", metadata={"help": "'periodic' (copy) or 'polyak' (tau averaging)"})
     target_period: int = dataclasses.field(
         default=20, metadata={"help": "gradient steps between target copies (periodic)"})
+    polyak_every: int = dataclasses.field(
+        default=1, metadata={"help": "gradient steps between Polyak updates (polyak; TD3: the "
+                                     "policy delay)"})
     epsilon_decay_steps: int = dataclasses.field(
         default=20_000, metadata={"help": "env steps of the linear epsilon decay"})
     n_step: int = dataclasses.field(default=1, metadata={"help": "n-step returns"})
@@ -68,6 +71,8 @@ HPARAMS = {
     "tau": 0.005,
     "importance_beta": 0.4,
 }
+ACTOR_CRITIC_HPARAMS = {k: v for k, v in HPARAMS.items() if k not in exploration.HPARAMS}
+"""The driver's hyperparameters without epsilon-greedy acting (continuous-action agents)."""
 HPARAM_HELP = {
     "gamma": "discount factor",
     **exploration.HPARAM_HELP,
@@ -79,7 +84,7 @@ HPARAM_HELP = {
 def validate(config: ReplayConfig, hparams: dict, agent: str) -> None:
     """Raises ValueError naming the setting for invalid driver settings."""
     for name in ("buffer_size", "batch_size", "train_every", "gradient_steps", "target_period",
-                 "epsilon_decay_steps", "n_step"):
+                 "polyak_every", "epsilon_decay_steps", "n_step"):
         if getattr(config, name) <= 0:
             raise ValueError(f"{agent}: `{name}` must be > 0, got {getattr(config, name)}")
     if config.batch_size > config.buffer_size:
@@ -108,30 +113,51 @@ _PRIORITY_FIELDS = ("priorities", "max_priority", "sum_tree", "min_tree")
 LEARNER_STREAM = 0x1EA4
 
 
-def replay_agent(learner: Learner, config: ReplayConfig, num_actions: int,
-                 name: str | None = None) -> Agent:
+def replay_agent(learner: Learner, config: ReplayConfig, num_actions: int | None,
+                 name: str | None = None, acting=None,
+                 hparam_defaults: dict | None = None) -> Agent:
     """An off-policy `Agent` of `learner` on a replay buffer.
 
     Args:
       learner: a `Learner` whose `step` takes a `Transition` batch `[B]` and weights `[B]`
         and returns `info["loss"]` and `info["priorities"]` (`[B]`).
       config: a `ReplayConfig` (or a dataclass extending it).
-      num_actions: A, for epsilon-greedy acting on `learner.action_values`.
+      num_actions: A, for epsilon-greedy acting on `learner.action_values` (None with
+        `acting`).
       name: the agent's name (default: the learner's).
+      acting: None (epsilon-greedy on `learner.action_values`) or another acting, e.g.
+        `agents.exploration.ContinuousActing` of a continuous-action learner's `policy`;
+        the agent then has no epsilon hyperparameters.
+      hparam_defaults: the agent's own defaults of driver hyperparameters (e.g.
+        `{"gamma": 0.98}`), or None.
 
     Returns:
       An `Agent` with a `FastPath` (blocks of `train_every` updates, exploration drawn in
       advance); `hparams` are the learner's
-      plus `gamma`, `epsilon_start`, `epsilon_end`, `tau` and `importance_beta`.
+      plus `gamma`, `epsilon_start`, `epsilon_end` (epsilon-greedy acting only), `tau` and
+      `importance_beta`.
     """
     name = name or learner.name
-    default_hparams = {**learner.default_hparams, **HPARAMS}
+    if acting is None:
+        driver_hparams = HPARAMS
+        acting = exploration.EpsilonGreedy(learner.action_values, num_actions,
+                                           config.epsilon_decay_steps, learner.noisy_acting)
+    else:
+        driver_hparams = ACTOR_CRITIC_HPARAMS
+    unknown = sorted(set(hparam_defaults or {}) - set(driver_hparams))
+    if unknown:
+        raise ValueError(f"{name}: `hparam_defaults` has no driver hyperparameter(s) {unknown}; "
+                         f"valid: {sorted(driver_hparams)}")
+    default_hparams = {**learner.default_hparams, **driver_hparams, **(hparam_defaults or {})}
     validate(config, default_hparams, name)
     buffer = (replay.prioritized_replay(config.buffer_size, alpha=config.priority_exponent)
               if config.prioritized else replay.uniform_replay(config.buffer_size))
     accumulator = nstep.nstep_accumulator(config.n_step)
-    acting = exploration.EpsilonGreedy(learner.action_values, num_actions,
-                                       config.epsilon_decay_steps, learner.noisy_acting)
+
+    def acting_metrics(step, hparams):
+        if isinstance(acting, exploration.EpsilonGreedy):
+            return {"epsilon": acting.epsilon_at(step, hparams)}
+        return {}
 
     def init(key, example_obs, num_envs, hparams=None):
         hp, learner_state, k_state, example = start_learner(
@@ -183,6 +209,10 @@ def replay_agent(learner: Learner, config: ReplayConfig, num_actions: int,
         else:
             target = optax.incremental_update(learner_state.params, learner_state.target_params,
                                               hp["tau"])
+            if config.polyak_every > 1:
+                due = learner_state.step % config.polyak_every == 0
+                target = jax.tree.map(lambda new, old: jnp.where(due, new, old), target,
+                                      learner_state.target_params)
         priorities = (info["priorities"].astype(jnp.float32) if config.prioritized
                       else jnp.zeros((config.batch_size,), jnp.float32))
         return (learner_state._replace(target_params=target), info["loss"],
@@ -255,7 +285,7 @@ def replay_agent(learner: Learner, config: ReplayConfig, num_actions: int,
                                         replay_state, state.hparams, k_learn)
         state = with_carry(state, carry, replay_state)
         return state, {"loss": loss, "learned": learned,
-                       "epsilon": acting.epsilon_at(state.step, state.hparams)}
+                       **acting_metrics(state.step, state.hparams)}
 
     def update_block(state, transitions, lasts):
         """K updates at once, equal to scanning `update` over them (`Agent.update_block`).
@@ -314,8 +344,7 @@ def replay_agent(learner: Learner, config: ReplayConfig, num_actions: int,
         # The replay (priorities included) is as the last write left it.
         state = with_carry(state, (carry[0], priorities_of(replay_state)), replay_state,
                            step=steps[-1], key=key)
-        return state, {"loss": losses, "learned": due,
-                       "epsilon": acting.epsilon_at(steps, state.hparams)}
+        return state, {"loss": losses, "learned": due, **acting_metrics(steps, state.hparams)}
 
     return Agent(init=init, act=acting.act, update=update, name=name,
                  default_hparams=dict(default_hparams),

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import optax
 
 from agents import exploration
-from agents.base import Agent, AgentState
+from agents.base import Agent, AgentState, FastPath, scan_updates
 from agents.learner import Learner, LearnerState, start_learner
 from tdkit.types import Transition
 
@@ -55,6 +55,9 @@ class RolloutConfig:
     target_period: int | None = dataclasses.field(
         default=None, metadata={"help": "learner steps between target copies; None: no "
                                         "frozen target"})
+    per_env_epsilon: bool = dataclasses.field(
+        default=False, metadata={"help": "each env explores at its own rate (Ape-X: "
+                                         "epsilon ** (1 + 7 i / (N - 1)))"})
 
 
 HPARAMS = {"gamma": 0.99, **exploration.HPARAMS}
@@ -76,7 +79,7 @@ def validate(config: RolloutConfig, hparams: dict, agent: str) -> None:
 
 
 def rollout_agent(learner: Learner, config: RolloutConfig, num_actions: int,
-                  name: str | None = None) -> Agent:
+                  name: str | None = None, hparam_defaults: dict | None = None) -> Agent:
     """An on-policy `Agent` of `learner` on `[T, N]` rollouts.
 
     Args:
@@ -85,17 +88,24 @@ def rollout_agent(learner: Learner, config: RolloutConfig, num_actions: int,
       config: a `RolloutConfig` (or a dataclass extending it).
       num_actions: A, for epsilon-greedy acting on `learner.action_values`.
       name: the agent's name (default: the learner's).
+      hparam_defaults: the agent's own defaults of the driver's hyperparameters (e.g.
+        `{"epsilon_end": 0.2}`), or None.
 
     Returns:
       An `Agent`; `hparams` are the learner's plus `gamma`, `epsilon_start`, `epsilon_end`.
       `update` reports `learned` True on the iterations that complete a rollout.
     """
     name = name or learner.name
-    default_hparams = {**learner.default_hparams, **HPARAMS}
+    unknown = sorted(set(hparam_defaults or {}) - set(HPARAMS))
+    if unknown:
+        raise ValueError(f"{name}: `hparam_defaults` has no driver hyperparameter(s) {unknown}; "
+                         f"valid: {sorted(HPARAMS)}")
+    default_hparams = {**learner.default_hparams, **HPARAMS, **(hparam_defaults or {})}
     validate(config, default_hparams, name)
     length = config.rollout_length
     acting = exploration.EpsilonGreedy(learner.action_values, num_actions,
-                                       config.epsilon_decay_steps, learner.noisy_acting)
+                                       config.epsilon_decay_steps, learner.noisy_acting,
+                                       per_env=config.per_env_epsilon)
 
     def init(key, example_obs, num_envs, hparams=None):
         hp, learner_state, k_state, example = start_learner(
@@ -147,5 +157,53 @@ def rollout_agent(learner: Learner, config: RolloutConfig, num_actions: int,
         return state, {"loss": loss, "learned": full,
                        "epsilon": acting.epsilon_at(step, state.hparams)}
 
+    def update_block(state, transitions, lasts):
+        """K updates at once, equal to scanning `update` over them (`FastPath.update_block`).
+
+        With K <= T at most one rollout completes inside the block, at block position
+        `k* = T - 1 - index`: the transitions up to it are written in one scatter, the
+        learner steps (if the rollout completed), and the rest start the next rollout. The
+        PRNG keys are split exactly as K calls of `update` split them.
+        """
+        num_updates, num_envs = lasts.shape
+        if num_updates > length:
+            return scan_updates(update, state, transitions, lasts)
+        chex.assert_tree_shape_prefix(transitions, (num_updates, num_envs))
+        index = state.extra["index"]
+        k = jnp.arange(num_updates, dtype=jnp.int32)
+        positions = (index + k) % length
+        full_at = positions == length - 1
+        k_full = length - 1 - index  # >= num_updates: no rollout completes in this block
+
+        def write(rollout, written):
+            slots = jnp.where(written, positions, length)  # out of range: dropped
+            return Rollout(
+                transitions=jax.tree.map(lambda buf, x: buf.at[slots].set(x, mode="drop"),
+                                         rollout.transitions, transitions),
+                lasts=rollout.lasts.at[slots].set(lasts, mode="drop"))
+
+        def split(key, _):
+            key, k_learn = jax.random.split(key)
+            return key, k_learn
+
+        key, learn_keys = jax.lax.scan(split, state.key, None, length=num_updates)
+        rollout = write(state.extra["rollout"], k <= k_full)
+        learner_state = LearnerState(state.params, state.target_params, state.opt_state,
+                                     state.extra["updates"])
+        learner_state, loss = jax.lax.cond(
+            k_full < num_updates, learn, skip, learner_state, rollout, state.hparams,
+            learn_keys[jnp.minimum(k_full, num_updates - 1)])
+        rollout = write(rollout, k > k_full)
+        steps = state.step + (k + 1) * num_envs
+        state = state._replace(
+            params=learner_state.params, target_params=learner_state.target_params,
+            opt_state=learner_state.opt_state, step=steps[-1], key=key,
+            extra={"rollout": rollout, "index": (index + num_updates) % length,
+                   "updates": learner_state.step})
+        return state, {"loss": jnp.where(full_at, loss, 0.0), "learned": full_at,
+                       "epsilon": acting.epsilon_at(steps, state.hparams)}
+
     return Agent(init=init, act=acting.act, update=update, name=name,
-                 default_hparams=dict(default_hparams))
+                 default_hparams=dict(default_hparams),
+                 fast_path=FastPath(update_every=length, update_block=update_block,
+                                    epsilon_greedy=acting.acting))

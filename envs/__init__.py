@@ -37,6 +37,7 @@ from envs.gym_factory import (
 )
 from envs.host import EpisodeStats, HostAdapter, HostStep, make_host_env
 from envs.maximization_bias import MaximizationBias
+from envs.pendulum import Pendulum
 from envs.random_walk import RandomWalk
 from envs.registration import make, names, register_gymnasium_envs
 
@@ -55,6 +56,7 @@ __all__ = [
     "HostStep",
     "MaximizationBias",
     "MountainCar",
+    "Pendulum",
     "RandomWalk",
     "State",
     "TabularModel",

@@ -18,9 +18,16 @@ are a pytree of static-shape values) and `jax.lax.scan`. Close over the `Environ
 `params` as an argument.
 
 Dtypes: rewards float32, `terminated`/`truncated` bool, observations float32 for continuous
-environments and int32 scalars (the state index) for tabular ones. Discrete actions must be
-integer scalars: another dtype or rank is rejected at trace time (chex `AssertionError`), an
-out-of-range value is clipped into `[0, num_actions - 1]`.
+environments and int32 scalars (the state index) for tabular ones. Actions:
+
+- `Discrete(A)` action space: an integer scalar `[]`; another dtype or rank is rejected at
+  trace time (chex `AssertionError`), an out-of-range value is clipped into `[0, A - 1]`.
+- `Box` action space of shape `(A,)` (continuous control, e.g. `Pendulum-v1`): a float32
+  `[A]` (any float dtype is cast to float32); an integer or bool dtype, another rank or
+  another shape is rejected at trace time (chex `AssertionError` naming `action`). The
+  environment applies its own dynamics to the value (Pendulum clips the torque into its
+  bounds, as Gymnasium does); nothing rescales actions: an agent whose policy outputs
+  `[-1, 1]` rescales into the space's bounds itself.
 """
 
 import types
@@ -84,7 +91,8 @@ class Environment(NamedTuple):
         `info["final_observation"]` `[O...]` the observation before any reset.
       default_params: the params pytree (a NamedTuple with a `max_steps` field).
       observation_space: Gymnasium space of one observation.
-      action_space: Gymnasium space of one action (`Discrete(A)` for every tdkit environment).
+      action_space: Gymnasium space of one action: `Discrete(A)` (an int `[]`) or, for
+        continuous control, `Box` of shape `(A,)` (a float32 `[A]`).
       core: the `Core` dynamics (no time limit, no reset); the Gymnasium wrapper uses them.
       extras: environment constants for experiments, e.g. `num_states`, `true_values`,
         `feature_matrix`, `behaviour_probs`; see each environment's docstring.
@@ -109,6 +117,11 @@ class Environment(NamedTuple):
         if isinstance(self.action_space, gymnasium.spaces.Discrete):
             return int(self.action_space.n)
         return None
+
+    @property
+    def action_shape(self) -> tuple[int, ...]:
+        """The shape of one action: `()` for `Discrete(A)`, `(A,)` for a `Box` space."""
+        return tuple(self.action_space.shape or ())
 
     @property
     def observation_shape(self) -> tuple[int, ...]:
@@ -213,6 +226,28 @@ def discrete_action(fn: str, action: Array, num_actions: int) -> Array:
     """
     _checks.assert_inputs(fn, action=(action, 0, int))
     return jnp.clip(jnp.asarray(action, jnp.int32), 0, num_actions - 1)
+
+
+def box_action(fn: str, action: Array, action_shape: tuple[int, ...]) -> Array:
+    """Checks a continuous (`Box`) action at trace time and returns it as float32.
+
+    No clipping or rescaling: the environment's dynamics decide what to do with values
+    outside the bounds (Pendulum clips the torque, as Gymnasium does).
+
+    Args:
+      fn: name of the calling function, for the error message.
+      action: float `[A]`; an integer or bool dtype, another rank or another shape raises a
+        chex `AssertionError` naming `action`.
+      action_shape: `(A,)`, the shape of the action space.
+
+    Returns:
+      float32 `[A]`, the action.
+    """
+    _checks.assert_inputs(fn, action=(action, len(action_shape), float))
+    chex.assert_shape(
+        action, tuple(action_shape),
+        custom_message=f"{fn}: argument `action` must have shape {tuple(action_shape)}")
+    return jnp.asarray(action, jnp.float32)
 
 
 def uniform_index(key: PRNGKey, n: int | Array) -> Array:

@@ -7,7 +7,11 @@
 
 Ids: `resolve_gym_id` maps an id to the Gymnasium id to make: Gymnasium's own id when it
 exists (`CartPole-v1`), else tdkit's registration (`RandomWalk-v0` -> `tdkit/RandomWalk-v0`);
-`"module:Env-v0"` imports `module` first (which registers its envs).
+`"module:Env-v0"` imports `module` first (which registers its envs). An env that needs a
+missing optional package fails at once with a one-line `MissingDependencyError` (a
+`ValueError`) naming the extra: `HalfCheetah-v5` without MuJoCo says
+`pip install 'tdkit[mujoco]'`. Atari ids (`ALE/Pong-v5`, `PongNoFrameskip-v4`) are registered
+by importing ale-py, done on their first use (`pip install 'tdkit[atari]'`; see `envs.atari`).
 
 Wrappers: `wrappers` is a sequence of wrapper specs, applied in order to EACH single env
 (the first wraps the env `gymnasium.make` returns, the last is outermost), the same way for
@@ -41,6 +45,7 @@ import functools
 import importlib
 import inspect
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -55,6 +60,23 @@ SYNTAX = "[module.]Name[:key=value,...]"
 """The syntax of a wrapper string."""
 
 _CONSTRUCTION_ERRORS = (TypeError, ValueError, AssertionError, gymnasium.error.Error)
+
+# Gymnasium environments that need an optional package: (entry-point module prefix, module to
+# import, its name in messages, the tdkit extra that installs it).
+_OPTIONAL_DEPENDENCIES = (
+    ("gymnasium.envs.mujoco.", "mujoco", "MuJoCo", "mujoco"),  # the v4 / v5 MuJoCo ids
+    ("ale_py.", "ale_py", "ale-py (Atari)", "atari"),  # ALE/Pong-v5, PongNoFrameskip-v4
+)
+# Optional packages that register their ids when imported (imported on the first id that is
+# not registered yet): (module, the ids that certainly need it, as a regular expression).
+_REGISTERED_ON_IMPORT = (
+    ("ale_py", re.compile(r"ALE/.+|.+(NoFrameskip|Deterministic)-v[04]")),
+)
+
+
+class MissingDependencyError(gymnasium.error.DependencyNotInstalled, ValueError):
+    """An environment needs an optional package that is not installed; the one-line message
+    names the tdkit extra to install. A `ValueError`, like the factory's other errors."""
 
 
 # ---------------------------------------------------------------------------- wrappers
@@ -362,7 +384,8 @@ def resolve_gym_id(env_id: str) -> str:
     Gymnasium's own id when it is registered (`"CartPole-v1"`), else tdkit's registration
     (`"RandomWalk-v0"` -> `"tdkit/RandomWalk-v0"`; importing `envs` registers the `tdkit/`
     ids). `"module:Env-v0"` imports `module` (which registers `Env-v0`) and returns
-    `"Env-v0"`.
+    `"Env-v0"`, except `"gymnax:<id>"`, returned as it is (a gymnax environment through
+    `envs.make`, wrapped as a `gymnasium.Env`).
 
     Raises:
       ValueError: no such environment (Gymnasium's reason, with close matches), or the
@@ -370,8 +393,8 @@ def resolve_gym_id(env_id: str) -> str:
     """
     if not isinstance(env_id, str) or not env_id:
         raise ValueError(f"expected a Gymnasium environment id, got {env_id!r}")
-    if env_id in gymnasium.registry:
-        return env_id
+    if env_id in gymnasium.registry or env_id.startswith("gymnax:"):
+        return env_id  # gymnax ids: made by `_env_spec` from tdkit's wrapping of gymnax
     if ":" in env_id:
         module, _, env_id = env_id.partition(":")
         try:
@@ -387,6 +410,8 @@ def resolve_gym_id(env_id: str) -> str:
     tdkit_id = f"tdkit/{env_id.removeprefix('tdkit/')}"
     if tdkit_id in gymnasium.registry:
         return tdkit_id
+    if _register_optional_envs(env_id):
+        return env_id
     try:
         gymnasium.spec(env_id)
     except gymnasium.error.Error as error:
@@ -398,8 +423,61 @@ def resolve_gym_id(env_id: str) -> str:
     raise ValueError(f"unknown Gymnasium environment {env_id!r}{hint}: {reason}")
 
 
+def _register_optional_envs(env_id: str) -> bool:
+    """Imports the installed packages of `_REGISTERED_ON_IMPORT` (which registers their ids);
+    whether `env_id` is registered now. Raises `MissingDependencyError` for an id of a
+    package that does not import."""
+    for module, ids in _REGISTERED_ON_IMPORT:
+        if _import_error(module) is None:
+            if env_id in gymnasium.registry:
+                return True
+        elif ids.fullmatch(env_id):
+            name, extra = next((name, extra) for _, m, name, extra in _OPTIONAL_DEPENDENCIES
+                               if m == module)
+            raise MissingDependencyError(
+                f"environment {env_id!r} needs {name}: pip install 'tdkit[{extra}]' "
+                f"(or pip install '.[{extra}]')")
+    return False
+
+
 def _env_spec(env_id: str) -> EnvSpec:
-    return gymnasium.spec(resolve_gym_id(env_id))
+    if isinstance(env_id, str) and env_id.startswith("gymnax:"):
+        return _gymnax_spec(env_id)
+    spec = gymnasium.spec(resolve_gym_id(env_id))
+    _check_dependencies(spec)
+    return spec
+
+
+def _gymnax_spec(env_id: str) -> EnvSpec:
+    """A Gymnasium spec of a gymnax environment (`"gymnax:<id>"`): tdkit's JAX wrapping of it
+    (`envs.make`) as a `gymnasium.Env`, with its time limit as Gymnasium's `TimeLimit`, so
+    evaluation and video run the same dynamics as the jitted loop."""
+    import functools
+
+    import envs
+
+    _, params = envs.make(env_id)  # one-line errors: unknown id, gymnax missing
+    return EnvSpec(id=env_id, entry_point=functools.partial(_make_gymnax_gymnasium, env_id),
+                   max_episode_steps=int(params.max_steps))
+
+
+def _make_gymnax_gymnasium(env_id: str, render_mode: str | None = None) -> gymnasium.Env:
+    import envs
+    from envs.gym_wrapper import GymnasiumEnv
+
+    env, params = envs.make(env_id)
+    return GymnasiumEnv(env, params, render_mode=render_mode)
+
+
+def _check_dependencies(spec: EnvSpec) -> None:
+    """Raises `MissingDependencyError` (one line, naming the extra) before `gymnasium.make`
+    would fail deep inside the env's module (or inside an async worker)."""
+    entry_point = spec.entry_point if isinstance(spec.entry_point, str) else ""
+    for prefix, module, name, extra in _OPTIONAL_DEPENDENCIES:
+        if entry_point.startswith(prefix) and _import_error(module) is not None:
+            raise MissingDependencyError(
+                f"environment {spec.id!r} needs {name}: pip install 'tdkit[{extra}]' "
+                f"(or pip install '.[{extra}]')")
 
 
 # ---------------------------------------------------------------------------- factory

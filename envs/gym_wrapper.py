@@ -5,10 +5,16 @@ wrapper steps the environment's `Core` (no automatic reset: Gymnasium users call
 after an episode ends; time limits come from Gymnasium's `TimeLimit` wrapper, which
 `gymnasium.make` adds for the classic-control ids).
 
-Actions are validated: an action that is not an integer scalar (a float, a bool, an array
-with more than one element) or lies outside the action space raises `InvalidActionError`
-(a `gymnasium.error.InvalidAction` and a `ValueError`). Integer scalars of any integer type
-(Python `int`, `np.int64`, a 0-d integer array) are accepted.
+Actions are validated, and an invalid one raises `InvalidActionError` (a
+`gymnasium.error.InvalidAction` and a `ValueError`):
+
+- `Discrete` action space: an integer scalar of any integer type (Python `int`, `np.int64`, a
+  0-d integer array) inside the space; a float, a bool or an array with more than one
+  element is rejected.
+- `Box` action space of shape `(A,)` (continuous control, e.g. `Pendulum-v1`): a float array
+  of shape `(A,)` (any float dtype, e.g. a list of floats or `action_space.sample()`)
+  inside the bounds, passed on as the space's dtype (float32); an integer or bool dtype,
+  another shape, NaN or a value outside the bounds is rejected. Nothing is rescaled.
 """
 
 from typing import Any
@@ -101,6 +107,8 @@ class GymnasiumEnv(gymnasium.Env):
 
     def _validate(self, action: Any) -> np.ndarray:
         space = self.action_space
+        if isinstance(space, gymnasium.spaces.Box) and np.dtype(space.dtype).kind == "f":
+            return self._validate_box(action, space)
         if not isinstance(space, gymnasium.spaces.Discrete):
             action = np.asarray(action, space.dtype)
             if action not in space:
@@ -119,6 +127,30 @@ class GymnasiumEnv(gymnasium.Env):
             raise InvalidActionError(
                 f"{self.env.name}: action {value} is outside the action space {space}")
         return np.int32(value)
+
+    def _validate_box(self, action: Any, space: gymnasium.spaces.Box) -> np.ndarray:
+        shape = tuple(space.shape)
+        try:
+            array = np.asarray(action)
+        except (TypeError, ValueError) as error:  # ragged lists and the like
+            raise InvalidActionError(
+                f"{self.env.name}: action must be a float array of shape {shape} (a {space}), "
+                f"got {action!r}") from error
+        if array.dtype.kind != "f":
+            raise InvalidActionError(
+                f"{self.env.name}: action must be a float array of shape {shape} (a {space}), "
+                f"got {action!r} of dtype {array.dtype}")
+        if array.shape != shape:
+            raise InvalidActionError(
+                f"{self.env.name}: action must have shape {shape} (a {space}), got shape "
+                f"{array.shape}")
+        array = array.astype(space.dtype)
+        with np.errstate(invalid="ignore"):
+            inside = np.all((array >= space.low) & (array <= space.high))
+        if not inside:
+            raise InvalidActionError(
+                f"{self.env.name}: action {array.tolist()} is outside the action space {space}")
+        return array
 
     def _to_numpy(self, obs: Any) -> Any:
         if isinstance(self.observation_space, gymnasium.spaces.Discrete):

@@ -19,11 +19,15 @@ fixed-shape batch of N transitions:
 Observations are numpy arrays of the observation space's dtype as JAX would store it
 (`jax.dtypes.canonicalize_dtype`: float64 -> float32 and int64 -> int32 unless
 `jax_enable_x64` is on); actions in `transition.a_tm1` likewise, rewards and discounts are
-float32. Observation spaces: `Box`, `Discrete`, `MultiDiscrete`, `MultiBinary`.
+float32. Observation spaces: `Box`, `Discrete`, `MultiDiscrete`, `MultiBinary`. Actions:
+integers `[N]` for `Discrete` (`[N, ...]` for `MultiDiscrete` / `MultiBinary`), floats
+`[N, A]` for a continuous `Box` (e.g. `Pendulum-v1`, MuJoCo's `HalfCheetah-v5`): float32
+from the agent, already inside the bounds; they are passed to Gymnasium in the space's float
+dtype and never rescaled or clipped (with `check=True` an action outside is an error).
 
     env = make_host_env("CartPole-v1", num_envs=8, gamma=0.99, seed=0)
     obs = env.reset()                                   # [N, O...]
-    step = env.step(actions)                            # actions [N] from the agent
+    step = env.step(actions)                            # actions [N] (or [N, A]) from the agent
     replay_state = buffer.add(replay_state, step.transition, step.valid)
     obs = step.next_obs
 """

@@ -7,7 +7,11 @@ multi-step errors and returns for one trajectory (`td_lambda`, `retrace`, `lambd
 Distributional TD (`tdkit.distributional`): categorical (C51) and quantile (QR-DQN, IQN) TD
 with rlax's names, and `TDRule`s for `td_loss`. Value transforms (`tdkit.transforms`:
 signed hyperbolic, 2-hot, ...) and the transformed TD family (`tdkit.nonlinear_bellman`).
-Submodules: `values` (value functions), `networks` (dueling, noisy and IQN Q-networks),
+Continuous-action TD (`tdkit.continuous`): Q(s, a) critics (twin critics), deterministic and
+squashed-Gaussian actors, the DDPG / TD3 (clipped double Q, target policy smoothing) / SAC
+(soft target, temperature) targets and losses.
+Submodules: `values` (value functions, conv torsos for pixel observations), `networks`
+(dueling, noisy and IQN Q-networks),
 `features` (tile coding, Fourier, ...), `grads` (per-example gradients), `autodiff` (Hessians,
 HVPs, Jacobians, custom gradients), `replay`, `nstep`, `policies`, and the classic TD family:
 `traces` (TD(lambda), true online), `gradient_td` (GTD2, TDC, TDRC), `emphatic`, `lstd`,
@@ -17,6 +21,7 @@ gradients, `jax.distributed` launch).
 
 from tdkit import (
     autodiff,
+    continuous,
     distributional,
     dp,
     emphatic,
@@ -129,6 +134,7 @@ __all__ = [
     "TDRule",
     "Transition",
     "autodiff",
+    "continuous",
     "distributional",
     "dp",
     "emphatic",

@@ -81,3 +81,15 @@ def _fmt_rank(rank: Any) -> str:
     if isinstance(rank, (set, frozenset)):
         return " or ".join(str(r) for r in sorted(rank))
     return str(rank)
+
+
+def concrete(x: Any) -> np.ndarray | None:
+    """`x` as a NumPy array, or None when it is traced (value checks are then skipped)."""
+    import jax
+
+    if isinstance(x, jax.core.Tracer):
+        return None
+    try:
+        return np.asarray(x)
+    except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
+        return None

@@ -38,14 +38,7 @@ Numeric = chex.Numeric
 # Checks shared by the functions below.
 
 
-def _concrete(x: Any) -> np.ndarray | None:
-    """`x` as a NumPy array, or None when it is traced (value checks are then skipped)."""
-    if isinstance(x, jax.core.Tracer):
-        return None
-    try:
-        return np.asarray(x)
-    except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
-        return None
+_concrete = _checks.concrete
 
 
 def _assert_dim(fn: str, name: str, x: Array, axis: int, size: int, what: str) -> None:

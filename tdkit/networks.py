@@ -5,6 +5,11 @@ atoms (C51 logits) or quantiles (QR-DQN) with `num_atoms=K`; batches come from `
 Params are plain dicts and lists of float32 arrays. Plain MLPs with `[A, K]` outputs are
 `tdkit.values.mlp(hidden_sizes, A, num_atoms=K)`.
 
+Every network takes `torso=None` or a `tdkit.values.Torso`, e.g.
+`tdkit.values.conv_torso("nature")` for ONE image `[H, W, C]`: the observation goes through
+the torso first and the hidden layers take its features `[F]`; the torso's params are under
+`params["encoder"]` (`"torso"` already names the shared hidden layers here).
+
 - `dueling_mlp`: shared torso, value and advantage heads, `q = v + a - mean_a a`
   (Wang et al. 2016).
 - `noisy_mlp`: every linear layer noisy, with factorised Gaussian noise (Fortunato et al.
@@ -28,7 +33,16 @@ import jax
 import jax.numpy as jnp
 
 from tdkit import _checks
-from tdkit.values import ValueFn, _check_obs_shape, _check_size
+from tdkit.values import (
+    Torso,
+    ValueFn,
+    _apply_torso,
+    _check_obs_shape,
+    _check_size,
+    _check_torso,
+    _init_torso,
+    _layer_norm,
+)
 
 Array = chex.Array
 Params = Any
@@ -72,11 +86,29 @@ def _dense_init(key: chex.PRNGKey, d_in: int, d_out: int, w_init: Callable[..., 
     return {"w": w_init(key, (d_in, d_out), jnp.float32), "b": jnp.zeros((d_out,), jnp.float32)}
 
 
-def _layer_norm(z: Array, layer: dict, eps: float) -> Array:
-    """LayerNorm over the last axis, with the layer's learnt `scale` and `offset`."""
-    mean = jnp.mean(z, axis=-1, keepdims=True)
-    var = jnp.mean(jnp.square(z - mean), axis=-1, keepdims=True)
-    return (z - mean) * jax.lax.rsqrt(var + eps) * layer["scale"] + layer["offset"]
+def _init_input(fn: str, torso: Torso | None, key: chex.PRNGKey, example_obs: Any
+                ) -> tuple[chex.PRNGKey, int, dict]:
+    """Checks `key` and `example_obs`: `(key for the layers, input width, params so far)`.
+
+    Without a torso the input is `example_obs [O]` itself; with one, the torso is initialised
+    on a key of its own, its params go under `"encoder"` and the input width is its `F`.
+    """
+    if torso is None:
+        _checks.assert_inputs(fn, example_obs=(example_obs, 1, float))
+        _check_key(fn, key)
+        return key, jnp.shape(example_obs)[0], {}
+    _check_key(fn, key)
+    key_encoder, key = jax.random.split(key)
+    encoder, d_in = _init_torso(fn, torso, key_encoder, example_obs)
+    return key, d_in, {"encoder": encoder}
+
+
+def _input(fn: str, torso: Torso | None, params: Params, obs: Any, d_in: int) -> Array:
+    """The input `[d_in]` of the first linear layer: `obs [O]`, or the torso's features."""
+    if torso is None:
+        _check_obs_shape(fn, "obs", obs, (d_in,))
+        return obs
+    return _apply_torso(fn, torso, params["encoder"], obs, d_in)
 
 
 def _add_layer_norm(layer: dict, d_out: int) -> dict:
@@ -209,11 +241,13 @@ def _q_network(
     activation: Callable[[Array], Array],
     w_init: Callable[..., Array] | None,
     sigma0: float,
+    torso: Torso | None,
 ):
     """`(init, apply(params, obs, key))` of a torso of hidden layers and a (dueling) head.
 
     Params: `{"torso": [layer, ...], "head": layer}` or, dueling,
-    `{"torso": [...], "value": layer, "advantage": layer}`.
+    `{"torso": [...], "value": layer, "advantage": layer}`; with a `Torso`, also
+    `"encoder"`: its params (never noisy).
     """
     per_action = 1 if num_atoms is None else num_atoms
     if dueling:
@@ -231,22 +265,21 @@ def _q_network(
         return _dense_init(key, d_in, d_out, w_init)
 
     def init(key: chex.PRNGKey, example_obs: Array) -> Params:
-        _checks.assert_inputs(f"{fn}.init", example_obs=(example_obs, 1, float))
-        _check_key(f"{fn}.init", key)
+        key, d_in, params = _init_input(f"{fn}.init", torso, key, example_obs)
         keys = list(jax.random.split(key, num_layers))
-        d_in, torso = jnp.shape(example_obs)[0], []
+        hidden = []
         for d_out in hidden_sizes:
             layer = layer_init(keys.pop(0), d_in, d_out)
-            torso.append(_add_layer_norm(layer, d_out) if layer_norm else layer)
+            hidden.append(_add_layer_norm(layer, d_out) if layer_norm else layer)
             d_in = d_out
-        params = {"torso": torso}
+        params["torso"] = hidden
         for name, d_out in heads.items():
             params[name] = layer_init(keys.pop(0), d_in, d_out)
         return params
 
     def apply(params: Params, obs: Array, key: chex.PRNGKey | None) -> Array:
         first = params["torso"][0] if params["torso"] else params[next(iter(heads))]
-        _check_obs_shape(f"{fn}.apply", "obs", obs, (first[w_name].shape[0],))
+        x = _input(f"{fn}.apply", torso, params, obs, first[w_name].shape[0])
         if key is None:
             keys = [None] * num_layers
         else:
@@ -258,7 +291,6 @@ def _q_network(
                 return _noisy_linear(layer, x, layer_key)
             return x @ layer["w"] + layer["b"]
 
-        x = obs
         for layer in params["torso"]:
             z = linear(layer, x, keys.pop(0))
             x = activation(_layer_norm(z, layer, layer_norm_eps) if layer_norm else z)
@@ -283,8 +315,9 @@ def dueling_mlp(
     activation: Callable[[Array], Array] = jax.nn.relu,
     layer_norm_eps: float = 1e-5,
     w_init: Callable[..., Array] | None = None,
+    torso: Torso | None = None,
 ) -> ValueFn:
-    """A dueling network (Wang et al. 2016) on ONE flat observation `[O]`.
+    """A dueling network (Wang et al. 2016) on ONE flat observation `[O]` (or torso input).
 
     A shared torso of hidden layers `h = activation(LN(x @ w + b))` (LN only with
     `layer_norm=True`) feeds two linear heads, a state value `v` and advantages `a`, combined
@@ -303,20 +336,23 @@ def dueling_mlp(
       layer_norm_eps: the epsilon added to the variance in LayerNorm, > 0.
       w_init: weight initialiser `w_init(key, shape, dtype)`; default LeCun normal. Biases
         and offsets start at zero, scales at one.
+      torso: a `tdkit.values.Torso` (e.g. `conv_torso("nature")`) applied to the
+        observation first, its features `[F]` feeding the hidden layers; or None for `[O]`.
 
     Returns:
       A `ValueFn`; params are `{"torso": [{"w": [d_in, d_out], "b": [d_out]} (+ "scale",
       "offset" [d_out] with LayerNorm), ...], "value": {"w": [H, K], "b": [K]},
-      "advantage": {"w": [H, A * K], "b": [A * K]}}` (K = 1 without atoms), and
-      `apply(params, obs [O]) -> [A]` or `[A, K]`.
+      "advantage": {"w": [H, A * K], "b": [A * K]}}` (K = 1 without atoms; with a torso,
+      plus `"encoder"`: its params), and `apply(params, obs [O]) -> [A]` or `[A, K]`.
     """
     hidden_sizes = _check_sizes("dueling_mlp", hidden_sizes, num_actions=num_actions,
                                 num_atoms=num_atoms)
     _check_layer_norm_eps("dueling_mlp", layer_norm_eps)
+    _check_torso("dueling_mlp", torso)
     init, network = _q_network(
         "dueling_mlp", hidden_sizes, num_actions, num_atoms, dueling=True, noisy=False,
         layer_norm=layer_norm, layer_norm_eps=layer_norm_eps, activation=activation,
-        w_init=w_init, sigma0=0.0)
+        w_init=w_init, sigma0=0.0, torso=torso)
 
     def apply(params: Params, obs: Array) -> Array:
         return network(params, obs, None)
@@ -334,11 +370,14 @@ def noisy_mlp(
     *,
     activation: Callable[[Array], Array] = jax.nn.relu,
     layer_norm_eps: float = 1e-5,
+    torso: Torso | None = None,
 ) -> ValueFn:
     """A NoisyNet MLP (Fortunato et al. 2018) on ONE flat observation `[O]`: every layer noisy.
 
     Every linear layer (hidden layers and heads) is a `noisy_linear` layer with factorised
-    Gaussian noise, initialised by `noisy_linear_init(key, p, d_out, sigma0)`.
+    Gaussian noise, initialised by `noisy_linear_init(key, p, d_out, sigma0)`. A `torso`
+    (e.g. `conv_torso("nature")`) is not noisy, as in Rainbow: only the linear layers on its
+    features are.
     `apply(params, obs, key=None)`:
 
     - `key=None`: the mean network (all noise zero), for evaluation and for code that
@@ -361,21 +400,25 @@ def noisy_mlp(
       sigma0: the noise scale, >= 0 (the paper's 0.5 for factorised noise).
       activation: elementwise nonlinearity of the hidden layers.
       layer_norm_eps: the epsilon added to the variance in LayerNorm, > 0.
+      torso: a `tdkit.values.Torso` applied to the observation first, its features `[F]`
+        feeding the noisy layers; or None for `[O]`.
 
     Returns:
       A `ValueFn`; params are `{"torso": [noisy layer (+ "scale", "offset" with LayerNorm),
       ...], "head": noisy layer}` (dueling: `"value"` `[H, K]` and `"advantage"`
-      `[H, A * K]` instead of `"head"`), each noisy layer as from `noisy_linear_init`; and
+      `[H, A * K]` instead of `"head"`; with a torso, plus `"encoder"`: its params), each
+      noisy layer as from `noisy_linear_init`; and
       `apply(params, obs [O], key=None) -> [A]` or `[A, K]`.
     """
     hidden_sizes = _check_sizes("noisy_mlp", hidden_sizes, num_actions=num_actions,
                                 num_atoms=num_atoms)
     _check_layer_norm_eps("noisy_mlp", layer_norm_eps)
     _check_sigma0("noisy_mlp", sigma0)
+    _check_torso("noisy_mlp", torso)
     init, network = _q_network(
         "noisy_mlp", hidden_sizes, num_actions, num_atoms, dueling=dueling, noisy=True,
         layer_norm=layer_norm, layer_norm_eps=layer_norm_eps, activation=activation,
-        w_init=None, sigma0=sigma0)
+        w_init=None, sigma0=sigma0, torso=torso)
 
     def apply(params: Params, obs: Array, key: chex.PRNGKey | None = None) -> Array:
         return network(params, obs, key)
@@ -419,23 +462,27 @@ def iqn_mlp(
     activation: Callable[[Array], Array] = jax.nn.relu,
     layer_norm_eps: float = 1e-5,
     w_init: Callable[..., Array] | None = None,
+    torso: Torso | None = None,
 ) -> ValueFn:
     """An Implicit Quantile Network (Dabney et al. 2018) on ONE flat observation `[O]`.
 
     `apply(params, obs, taus)` returns the quantiles `Z_tau(obs, a)` at `N` levels `taus`:
 
-        psi = torso(obs)                                      [H]  hidden layers, H = last width
+        psi = hidden(obs)                                     [H]  hidden layers, H = last width
         phi = relu(cosine_embedding(taus, E) @ w_e + b_e)     [N, H]
         out = head(psi[None, :] * phi)                        [N, A] (hadamard, then the head)
 
     The head is `head_hidden_sizes` hidden layers then a linear layer to `A` (Dopamine's
-    Atari IQN has one hidden layer of 512 there: `head_hidden_sizes=(512,)`). Sampling the
+    Atari IQN has one hidden layer of 512 there: `head_hidden_sizes=(512,)`; its conv
+    layers are `torso=tdkit.values.conv_torso("nature")` with `hidden_sizes=()`, so that
+    `psi` is the flattened conv output). With a `torso`, `hidden` takes the torso's
+    features `torso(obs) [F]` instead of `obs`. Sampling the
     levels (`taus = jax.random.uniform(key, (N,))`) is the caller's: online and target
     levels are independent in IQN, and a risk-sensitive policy distorts them.
 
     Args:
-      hidden_sizes: widths of the torso's hidden layers; may be empty (then `psi = obs`,
-        `H = O`).
+      hidden_sizes: widths of the hidden layers before the product; may be empty (then
+        `psi = obs`, `H = O`, or with a torso `psi = torso(obs)`, `H = F`).
       num_actions: number of actions `A`, > 0.
       embedding_dim: number of cosine features `E`, > 0 (64 in the paper).
       layer_norm: LayerNorm (with scale and offset) before each hidden activation of the
@@ -445,11 +492,13 @@ def iqn_mlp(
       layer_norm_eps: the epsilon added to the variance in LayerNorm, > 0.
       w_init: weight initialiser `w_init(key, shape, dtype)`; default LeCun normal. Biases
         and offsets start at zero, scales at one.
+      torso: a `tdkit.values.Torso` applied to the observation first; or None for `[O]`.
 
     Returns:
       A `ValueFn`; params are `{"torso": [layer, ...], "embedding": {"w": [E, H], "b": [H]},
       "head": [layer, ..., {"w": [d, A], "b": [A]}]}` (hidden layers `{"w", "b"}` plus
-      `"scale", "offset"` with LayerNorm), and `apply(params, obs [O], taus [N]) -> [N, A]`.
+      `"scale", "offset"` with LayerNorm; with a torso, plus `"encoder"`: its params), and
+      `apply(params, obs [O], taus [N]) -> [N, A]`.
     """
     hidden_sizes = _check_sizes("iqn_mlp", hidden_sizes, num_actions=num_actions,
                                 embedding_dim=embedding_dim)
@@ -457,6 +506,7 @@ def iqn_mlp(
     for i, size in enumerate(head_hidden_sizes):
         _check_size("iqn_mlp", f"head_hidden_sizes[{i}]", size)
     _check_layer_norm_eps("iqn_mlp", layer_norm_eps)
+    _check_torso("iqn_mlp", torso)
     if w_init is None:
         w_init = jax.nn.initializers.lecun_normal()
     num_layers = len(hidden_sizes) + 1 + len(head_hidden_sizes) + 1
@@ -466,12 +516,11 @@ def iqn_mlp(
         return _add_layer_norm(layer, d_out) if layer_norm else layer
 
     def init(key: chex.PRNGKey, example_obs: Array) -> Params:
-        _checks.assert_inputs("iqn_mlp.init", example_obs=(example_obs, 1, float))
-        _check_key("iqn_mlp.init", key)
+        key, d_in, params = _init_input("iqn_mlp.init", torso, key, example_obs)
         keys = list(jax.random.split(key, num_layers))
-        d_in, torso = jnp.shape(example_obs)[0], []
+        hidden_layers = []
         for d_out in hidden_sizes:
-            torso.append(hidden_layer(keys.pop(0), d_in, d_out))
+            hidden_layers.append(hidden_layer(keys.pop(0), d_in, d_out))
             d_in = d_out
         embedding = _dense_init(keys.pop(0), embedding_dim, d_in, w_init)
         head = []
@@ -479,7 +528,7 @@ def iqn_mlp(
             head.append(hidden_layer(keys.pop(0), d_in, d_out))
             d_in = d_out
         head.append(_dense_init(keys.pop(0), d_in, num_actions, w_init))
-        return {"torso": torso, "embedding": embedding, "head": head}
+        return {**params, "torso": hidden_layers, "embedding": embedding, "head": head}
 
     def hidden(layer: dict, x: Array) -> Array:
         z = x @ layer["w"] + layer["b"]
@@ -489,9 +538,8 @@ def iqn_mlp(
         d_obs = params["embedding"]["w"].shape[1]
         if params["torso"]:
             d_obs = params["torso"][0]["w"].shape[0]
-        _check_obs_shape("iqn_mlp.apply", "obs", obs, (d_obs,))
+        psi = _input("iqn_mlp.apply", torso, params, obs, d_obs)
         _checks.assert_inputs("iqn_mlp.apply", taus=(taus, 1, float))
-        psi = obs
         for layer in params["torso"]:
             psi = hidden(layer, psi)                                         # [H]
         embedding = params["embedding"]

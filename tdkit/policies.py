@@ -67,15 +67,21 @@ def batched_epsilon_greedy(key: chex.PRNGKey, q: Array, epsilon: chex.Numeric) -
     Args:
       key: PRNG key.
       q: action values, shape `[N, A]`.
-      epsilon: exploration rate in [0, 1], scalar (shared by the batch).
+      epsilon: exploration rate in [0, 1], a scalar shared by the batch or one per
+        observation, shape `[N]` (e.g. Ape-X's per-actor rates).
 
     Returns:
       int32 actions, shape `[N]`.
     """
     _checks.assert_inputs(
-        "batched_epsilon_greedy", q=(q, 2, float), epsilon=(epsilon, 0, float))
+        "batched_epsilon_greedy", q=(q, 2, float), epsilon=(epsilon, {0, 1}, float))
+    if jnp.ndim(epsilon) == 1 and jnp.shape(epsilon) != q.shape[:1]:
+        raise AssertionError(
+            f"[Chex] batched_epsilon_greedy: argument `epsilon` must be a scalar or have "
+            f"shape [N] = {q.shape[:1]}, got {jnp.shape(epsilon)}")
     u = jax.random.uniform(key, (q.shape[0], q.shape[1] + 1))
-    return jax.vmap(_epsilon_greedy, in_axes=(0, 0, None))(u, q, epsilon)
+    epsilon_axis = 0 if jnp.ndim(epsilon) == 1 else None
+    return jax.vmap(_epsilon_greedy, in_axes=(0, 0, epsilon_axis))(u, q, epsilon)
 
 
 class EpsilonGreedyDraws(NamedTuple):

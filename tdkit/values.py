@@ -12,13 +12,19 @@ Constructors:
   feature map `features: obs -> [F]` (e.g. a tile coder from `tdkit.features`).
 - `mlp(hidden_sizes, num_outputs=None, num_atoms=None, ...)`: a pure-JAX multilayer
   perceptron on `[O]` observations, with optional LayerNorm; `num_atoms=K` gives `[A, K]`
-  outputs (C51 logits or QR-DQN quantiles).
+  outputs (C51 logits or QR-DQN quantiles). With `torso=conv_torso(...)` it takes ONE image
+  `[H, W, C]` instead.
+- `conv_torso(kind="minatar" | "nature", ...)`: a convolutional `Torso(init, apply)` that
+  maps ONE image `[H, W, C]` to features `[F]`, for `mlp` and every network of
+  `tdkit.networks` (MinAtar's one-layer network; Nature DQN's three layers).
 - `from_flax(module)`: any Flax Linen module (Flax is an optional extra).
 
-`tabular`, `linear` and `mlp` also describe how their per-example gradients decompose over
-layers (`per_example_structure(value_fn.apply)`); `tdkit.losses.td_loss` turns that into its
-loss's `structure`, which `tdkit.grads` takes (explicitly) to compute per-example gradient
-norms and clipped mean gradients without materialising one gradient per example.
+`tabular`, `linear` and `mlp` (without a torso) also describe how their per-example gradients
+decompose over layers (`per_example_structure(value_fn.apply)`); `tdkit.losses.td_loss` turns
+that into its loss's `structure`, which `tdkit.grads` takes (explicitly) to compute
+per-example gradient norms and clipped mean gradients without materialising one gradient per
+example. An `mlp` with a torso carries none (a convolution's per-example gradient is not a
+rank-one product): `tdkit.grads` then uses its generic `vmap(grad)` path.
 
 Dueling heads, noisy layers (NoisyNets) and Implicit Quantile Networks are in
 `tdkit.networks`.
@@ -84,8 +90,9 @@ _STRUCTURE_ATTR = "_tdkit_per_example_structure"
 def per_example_structure(fn: Callable[..., Any]) -> PerExampleStructure | None:
     """The `PerExampleStructure` of a value function's `apply`, or None.
 
-    Only the exact `apply` returned by `tabular`, `linear` and `mlp` (or a function given one
-    with `attach_per_example_structure`) carries one; any wrapper around it does not.
+    Only the exact `apply` returned by `tabular`, `linear` and `mlp` without a `torso` (or a
+    function given one with `attach_per_example_structure`) carries one; any wrapper around
+    it does not.
     `tdkit.losses.td_loss` builds its loss's `TDLoss.structure` from it; `tdkit.grads` never
     looks for one: it takes the loss's structure as its explicit `structure` argument.
     """
@@ -275,6 +282,199 @@ def linear(
 
 
 # --------------------------------------------------------------------------------------
+# Convolutional torsos.
+# --------------------------------------------------------------------------------------
+
+
+class Torso(NamedTuple):
+    """A feature extractor for ONE observation, placed before a value network's MLP layers.
+
+    Attributes:
+      init: `init(key, example_obs) -> (params, num_features)`; `example_obs` is ONE
+        observation (for `conv_torso`, an image `[H, W, C]`) and `num_features` the int `F`.
+      apply: `apply(params, obs) -> features [F]` float32 for ONE observation; batches come
+        from `jax.vmap(apply, in_axes=(None, 0))`.
+    """
+
+    init: Callable[[chex.PRNGKey, ArrayTree], tuple[Params, int]]
+    apply: Callable[[Params, ArrayTree], Array]
+
+
+# (filters, kernel size, stride) of each conv layer; all use VALID padding.
+_CONV_KINDS = {
+    # MinAtar (Young & Tian 2019), as in PQN's pqn_minatar (purejaxql): [10, 10, C] -> [8, 8, 16].
+    "minatar": ((16, 3, 1),),
+    # Nature DQN (Mnih et al. 2015): [84, 84, 4] -> [20, 20, 32] -> [9, 9, 64] -> [7, 7, 64].
+    "nature": ((32, 8, 4), (64, 4, 2), (64, 3, 1)),
+}
+_CONV_DIMENSIONS = ("NHWC", "HWIO", "NHWC")
+
+
+def _layer_norm(z: Array, layer: dict, eps: float) -> Array:
+    """LayerNorm over the last axis, with the layer's learnt `scale` and `offset`."""
+    mean = jnp.mean(z, axis=-1, keepdims=True)
+    var = jnp.mean(jnp.square(z - mean), axis=-1, keepdims=True)
+    return (z - mean) * jax.lax.rsqrt(var + eps) * layer["scale"] + layer["offset"]
+
+
+def _image_to_float(fn: str, name: str, obs: Any) -> Array:
+    """Checks ONE image `[H, W, C]` and returns it as float32; uint8 is scaled by 1/255."""
+    if jnp.ndim(obs) != 3:
+        raise AssertionError(
+            f"[Chex] {fn}: argument `{name}` must have rank 3, an image [H, W, C] (ONE "
+            f"observation; use jax.vmap for a batch), got shape {jnp.shape(obs)}")
+    obs = jnp.asarray(obs)
+    if obs.dtype == jnp.uint8:
+        return obs.astype(jnp.float32) / 255.0
+    if obs.dtype == jnp.bool_ or jnp.issubdtype(obs.dtype, jnp.floating):
+        return obs.astype(jnp.float32)
+    raise AssertionError(
+        f"[Chex] {fn}: argument `{name}` must have a float, uint8 or bool dtype, got "
+        f"{obs.dtype}")
+
+
+def conv_torso(
+    kind: str = "minatar",
+    layer_norm: bool = False,
+    channels: Sequence[int] | None = None,
+    *,
+    activation: Callable[[Array], Array] = jax.nn.relu,
+    layer_norm_eps: float = 1e-5,
+    w_init: Callable[..., Array] | None = None,
+) -> Torso:
+    """A convolutional torso: ONE image `[H, W, C]` -> flat features `[F]`.
+
+    Each layer is `activation(LN(conv(x, w) + b))` with VALID padding (no zero padding, as
+    in both papers and in PQN), then the last layer's output `[H', W', C']` is flattened in
+    row-major (H, W, C) order, `F = H' * W' * C'`. Kinds:
+
+    - `"minatar"`: MinAtar's network (Young & Tian 2019; PQN's `pqn_minatar`): one 3x3 conv,
+      16 filters, stride 1. `[10, 10, C] -> [8, 8, 16]`, `F = 1024`.
+    - `"nature"`: Nature DQN (Mnih et al. 2015): 32 8x8 stride 4, 64 4x4 stride 2, 64 3x3
+      stride 1. `[84, 84, 4] -> [7, 7, 64]`, `F = 3136`.
+
+    Observations: a float image is used as it is; a `uint8` image (raw pixels) is scaled by
+    `1 / 255` to `[0, 1]` inside the torso, so a replay buffer can store uint8 frames; a
+    `bool` image (MinAtar's native observations) becomes 0. / 1.
+
+    LayerNorm (`layer_norm=True`) follows PQN's CNN (Gallici et al. 2024, purejaxql
+    `pqn_minatar` / `pqn_atari`, a Flax `nn.LayerNorm` on NHWC maps): after each conv and
+    before its activation, over the channels at each position `(h, w)` separately, with a
+    learnt `scale` and `offset` per channel `[C']`.
+
+    Args:
+      kind: `"minatar"` or `"nature"`.
+      layer_norm: LayerNorm (with scale and offset) before each conv layer's activation.
+      channels: number of filters of each conv layer, overriding the kind's (one int per
+        layer: 1 for `"minatar"`, 3 for `"nature"`), or None.
+      activation: elementwise nonlinearity after each conv layer.
+      layer_norm_eps: the epsilon added to the variance in LayerNorm, > 0 (Flax's default,
+        used by PQN, is 1e-6).
+      w_init: kernel initialiser `w_init(key, [kh, kw, C_in, C_out], dtype)`; default He
+        normal (variance scaling with `fan_in = kh * kw * C_in`, as PQN's CNN). Biases and
+        offsets start at zero, scales at one.
+
+    Returns:
+      A `Torso`; `init(key, example_obs [H, W, C]) -> (params, F)`, params a list with one
+      dict per conv layer (`{"w": [kh, kw, C_in, C_out], "b": [C_out]}` float32, plus
+      `"scale"` and `"offset"` `[C_out]` with LayerNorm), and
+      `apply(params, obs [H, W, C]) -> [F]` float32.
+    """
+    if kind not in _CONV_KINDS:
+        raise ValueError(
+            f"conv_torso: argument `kind` must be one of {tuple(_CONV_KINDS)}, got {kind!r}")
+    layers = _CONV_KINDS[kind]
+    if channels is not None:
+        channels = tuple(channels)
+        if len(channels) != len(layers):
+            raise ValueError(
+                f"conv_torso: argument `channels` must have one entry per conv layer of "
+                f"{kind!r} ({len(layers)}), got {channels!r}")
+        for i, c in enumerate(channels):
+            _check_size("conv_torso", f"channels[{i}]", c)
+        layers = tuple((c, k, s) for c, (_, k, s) in zip(channels, layers, strict=True))
+    if not (isinstance(layer_norm_eps, (int, float)) and layer_norm_eps > 0):
+        raise ValueError(
+            f"conv_torso: argument `layer_norm_eps` must be > 0, got {layer_norm_eps!r}")
+    if w_init is None:
+        w_init = jax.nn.initializers.he_normal()
+
+    def output_shape(fn: str, name: str, shape: tuple) -> tuple[int, int, int]:
+        """The last layer's `[H', W', C']` for an input of `shape`, or a clear error."""
+        h, w, c = shape
+        for i, (filters, size, stride) in enumerate(layers):
+            if h < size or w < size:
+                raise AssertionError(
+                    f"[Chex] {fn}: argument `{name}` of shape {shape} is too small for the "
+                    f"{kind!r} torso: conv layer {i} ({size}x{size}, stride {stride}, VALID) "
+                    f"gets a {h}x{w} input")
+            h, w, c = (h - size) // stride + 1, (w - size) // stride + 1, filters
+        return h, w, c
+
+    def init(key: chex.PRNGKey, example_obs: Array) -> tuple[Params, int]:
+        _image_to_float("conv_torso.init", "example_obs", example_obs)
+        h, w, c_out = output_shape("conv_torso.init", "example_obs", jnp.shape(example_obs))
+        c_in, params = jnp.shape(example_obs)[2], []
+        for k, (filters, size, _) in zip(jax.random.split(key, len(layers)), layers, strict=True):
+            layer = {"w": w_init(k, (size, size, c_in, filters), jnp.float32),
+                     "b": jnp.zeros((filters,), jnp.float32)}
+            if layer_norm:
+                layer["scale"] = jnp.ones((filters,), jnp.float32)
+                layer["offset"] = jnp.zeros((filters,), jnp.float32)
+            params.append(layer)
+            c_in = filters
+        return params, h * w * c_out
+
+    def apply(params: Params, obs: Array) -> Array:
+        x = _image_to_float("conv_torso.apply", "obs", obs)
+        c_in = params[0]["w"].shape[2]
+        if x.shape[2] != c_in:
+            raise AssertionError(
+                f"[Chex] conv_torso.apply: argument `obs` must have {c_in} channels (the last "
+                f"axis of [H, W, C], as at init), got shape {jnp.shape(obs)}")
+        output_shape("conv_torso.apply", "obs", x.shape)
+        x = x[None]  # [1, H, W, C]: one example; jax.vmap batches it.
+        for layer, (_, _, stride) in zip(params, layers, strict=True):
+            z = jax.lax.conv_general_dilated(
+                x, layer["w"], window_strides=(stride, stride), padding="VALID",
+                dimension_numbers=_CONV_DIMENSIONS) + layer["b"]
+            x = activation(_layer_norm(z, layer, layer_norm_eps) if layer_norm else z)
+        return x.reshape(-1)
+
+    return Torso(init, apply)
+
+
+def _check_torso(fn: str, torso: Any) -> None:
+    if torso is not None and not isinstance(torso, Torso):
+        raise TypeError(
+            f"{fn}: argument `torso` must be a tdkit.values.Torso (e.g. conv_torso(...)) or "
+            f"None, got {type(torso).__name__}")
+
+
+def _init_torso(fn: str, torso: Torso, key: chex.PRNGKey, example_obs: ArrayTree
+                ) -> tuple[Params, int]:
+    """`(torso params, F)`; checks that the torso reports a positive int `F`."""
+    params, num_features = torso.init(key, example_obs)
+    if not isinstance(num_features, int) or isinstance(num_features, bool) or num_features <= 0:
+        raise ValueError(
+            f"{fn}: the torso's init must return (params, num_features) with a positive int "
+            f"num_features, got {num_features!r}")
+    return params, num_features
+
+
+def _apply_torso(fn: str, torso: Torso, params: Params, obs: ArrayTree, d_in: int) -> Array:
+    """The torso's features `[F]` of ONE observation, checked against the MLP's input width."""
+    features = torso.apply(params, obs)
+    if jnp.shape(features) != (d_in,):
+        raise AssertionError(
+            f"[Chex] {fn}: argument `obs` of shape {jnp.shape(obs)} gives torso features of "
+            f"shape {jnp.shape(features)}, but the params expect ({d_in},): `obs` must have "
+            f"the shape of init's `example_obs` (ONE observation; use jax.vmap for a batch)")
+    _checks.assert_inputs(fn, **{"torso(obs)": (features, 1, float)})
+    return features
+
+
+# --------------------------------------------------------------------------------------
 # MLP.
 # --------------------------------------------------------------------------------------
 
@@ -288,13 +488,20 @@ def mlp(
     layer_norm: bool = False,
     layer_norm_eps: float = 1e-5,
     w_init: Callable[..., Array] | None = None,
+    torso: Torso | None = None,
 ) -> ValueFn:
-    """A multilayer perceptron on ONE flat observation `[O]`, in pure JAX.
+    """A multilayer perceptron on ONE flat observation `[O]` (or image, with a torso), in JAX.
 
     Each hidden layer is `activation(LN(x @ w + b))`, where `LN` (only with
     `layer_norm=True`) normalises over the layer's units and applies a learnt `scale` and
     `offset`. The output layer is `x @ w + b` with no activation; with `num_atoms=K` it has
     `A * K` units, reshaped to `[A, K]` (row `a` holds action `a`'s K logits or quantiles).
+
+    With a `torso` (e.g. `conv_torso("minatar")`), the observation goes through the torso
+    first and the layers above take its features `[F]` as their input `x`. PQN's MinAtar
+    network, for example, is `mlp([128], A, layer_norm=True,
+    torso=conv_torso("minatar", layer_norm=True))` (PQN also divides MinAtar's 0/1
+    observations by 255; `conv_torso` scales only uint8 images).
 
     Args:
       hidden_sizes: widths of the hidden layers, e.g. `(120, 84)`; may be empty.
@@ -305,13 +512,18 @@ def mlp(
       layer_norm_eps: the epsilon added to the variance in LayerNorm, > 0.
       w_init: weight initialiser `w_init(key, shape, dtype)`; default LeCun normal (as in
         Flax's `Dense`). Biases and offsets start at zero, scales at one.
+      torso: a `Torso` applied to the observation first (then `obs` is what the torso takes,
+        e.g. ONE image `[H, W, C]`), or None for a flat `[O]` float observation.
 
     Returns:
       A `ValueFn`; params are a list with one dict per layer (`{"w": [d_in, d_out],
       "b": [d_out]}`, plus `"scale"` and `"offset"` `[d_out]` on hidden layers with
-      LayerNorm), and `apply` returns `[]` (neither `num_outputs` nor `num_atoms`), `[A]`
-      (`num_outputs` only), `[K]` (`num_atoms` only: a state-value distribution) or `[A, K]`
-      (both). Every shape keeps the layerwise per-example gradient structure.
+      LayerNorm) or, with a torso, `{"encoder": torso params, "layers": that list}`; and
+      `apply` returns `[]` (neither `num_outputs` nor `num_atoms`), `[A]` (`num_outputs`
+      only), `[K]` (`num_atoms` only: a state-value distribution) or `[A, K]` (both).
+      Without a torso every shape keeps the layerwise per-example gradient structure
+      (`per_example_structure(apply)`); with one, `apply` carries none and `tdkit.grads`
+      uses its generic `vmap(grad)` path.
     """
     hidden_sizes = tuple(hidden_sizes)
     for i, size in enumerate(hidden_sizes):
@@ -322,6 +534,7 @@ def mlp(
         _check_size("mlp", "num_atoms", num_atoms)
     if not layer_norm_eps > 0:
         raise ValueError(f"mlp: argument `layer_norm_eps` must be > 0, got {layer_norm_eps!r}")
+    _check_torso("mlp", torso)
     if w_init is None:
         w_init = jax.nn.initializers.lecun_normal()
     # The output's shape, and the width of the output layer that holds it.
@@ -332,9 +545,7 @@ def mlp(
     def has_norm(i: int) -> bool:
         return layer_norm and i < num_layers - 1
 
-    def init(key: chex.PRNGKey, example_obs: Array) -> Params:
-        _checks.assert_inputs("mlp.init", example_obs=(example_obs, 1, float))
-        d_in = jnp.shape(example_obs)[0]
+    def init_layers(key: chex.PRNGKey, d_in: int) -> list:
         params = []
         for i, (k, d_out) in enumerate(zip(jax.random.split(key, num_layers), sizes, strict=True)):
             layer = {"w": w_init(k, (d_in, d_out), jnp.float32),
@@ -347,7 +558,6 @@ def mlp(
         return params
 
     def forward(params: Params, obs: Array, taps: Any) -> tuple[Array, list]:
-        _check_obs_shape("mlp.apply", "obs", obs, (params[0]["w"].shape[0],))
         x, saved = obs, []
         for i, layer in enumerate(params):
             z = x @ layer["w"] + layer["b"]
@@ -366,10 +576,31 @@ def mlp(
             x = activation(z) if i < num_layers - 1 else z
         return x.reshape(out_shape), saved
 
+    if torso is not None:
+
+        def init(key: chex.PRNGKey, example_obs: ArrayTree) -> Params:
+            key_encoder, key = jax.random.split(key)
+            encoder, d_in = _init_torso("mlp.init", torso, key_encoder, example_obs)
+            return {"encoder": encoder, "layers": init_layers(key, d_in)}
+
+        def apply(params: Params, obs: ArrayTree) -> Array:
+            layers = params["layers"]
+            x = _apply_torso("mlp.apply", torso, params["encoder"], obs, layers[0]["w"].shape[0])
+            return forward(layers, x, None)[0]
+
+        # No PerExampleStructure: a conv layer's per-example gradient is not rank one.
+        return ValueFn(init, apply)
+
+    def init(key: chex.PRNGKey, example_obs: Array) -> Params:
+        _checks.assert_inputs("mlp.init", example_obs=(example_obs, 1, float))
+        return init_layers(key, jnp.shape(example_obs)[0])
+
     def apply(params: Params, obs: Array) -> Array:
+        _check_obs_shape("mlp.apply", "obs", obs, (params[0]["w"].shape[0],))
         return forward(params, obs, None)[0]
 
     def tapped(params: Params, taps: Any, obs: Array) -> tuple[Array, list]:
+        _check_obs_shape("mlp.apply", "obs", obs, (params[0]["w"].shape[0],))
         return forward(params, obs, taps)
 
     def zero_taps(params: Params) -> list:

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import envs
+from tests.envs.trajectories import jax_trajectory as _jax_trajectory
 
 NUM_STEPS = 3000
 
@@ -30,21 +31,6 @@ CASES = [
 
 def _set_gym_state(gym_env, env_state) -> None:
     gym_env.unwrapped.state = np.array([float(v) for v in env_state], np.float64)
-
-
-def _jax_trajectory(env, params, key, actions):
-    """Runs `env.step` over `actions` [T]; returns the state before each step and outputs."""
-
-    def body(state, inputs):
-        key_t, action = inputs
-        obs, next_state, reward, terminated, truncated, info = env.step(
-            key_t, state, action, params)
-        return next_state, (state, obs, reward, terminated, truncated, info["final_observation"])
-
-    _, state = env.reset(key, params)
-    keys = jax.random.split(key, actions.shape[0])
-    _, out = jax.jit(lambda s: jax.lax.scan(body, s, (keys, actions)))(state)
-    return jax.device_get(out)
 
 
 def _compare_with_gymnasium(name, gym_id, kwargs, rtol, atol, seed):

@@ -13,9 +13,11 @@ from gymnasium.utils.env_checker import check_env
 import envs
 
 IDS = [f"tdkit/{name}" for name in envs.names()]
-# Gymnasium's own CartPole-v1 has the same infinite velocity bounds and the same warnings.
+# Gymnasium's own CartPole-v1 has the same infinite velocity bounds and the same warnings;
+# its own Pendulum-v1 gets the same advice about the [-2, 2] torque bounds.
 _EXPECTED_WARNINGS = ("A Box observation space minimum value is -infinity",
-                      "A Box observation space maximum value is infinity")
+                      "A Box observation space maximum value is infinity",
+                      "we recommend using a symmetric and normalized space")
 
 
 def test_every_environment_is_registered_with_gymnasiums_versions():

@@ -24,12 +24,15 @@ def _reset_ok(name, env, obs):
         angles = np.arctan2(obs[:, [1, 3]], obs[:, [0, 2]])
         return np.all(np.abs(angles) <= 0.1 + 1e-6, axis=-1) & np.all(
             np.abs(obs[:, 4:]) <= 0.1, axis=-1)
+    if name == "Pendulum-v1":  # theta ~ U(-pi, pi), theta_dot ~ U(-1, 1)
+        return np.abs(obs[:, 2]) <= 1.0
     if name == "BairdCounterexample-v0":
         return np.any(np.all(obs[:, None, :] == env.extras["feature_matrix"][None], -1), -1)
     return obs == env.extras["start_state"]
 
 
-_SLOW = ("CartPole-v1", "MountainCar-v0", "Acrobot-v1", "BairdCounterexample-v0")  # > 3 s
+_SLOW = ("CartPole-v1", "MountainCar-v0", "Acrobot-v1", "Pendulum-v1",
+         "BairdCounterexample-v0")  # > 3 s
 
 
 @pytest.mark.parametrize("name", [
@@ -58,5 +61,6 @@ def test_jit_vmap_scan_rollout(name):
         assert np.all(np.isin(final[term], env.extras["terminal_states"]))
     if done.any():
         assert not np.all(obs[done] == final[done])
-    if name in ("CartPole-v1", "MountainCar-v0", "Acrobot-v1", "RandomWalk-v0", "BoyanChain-v0"):
+    if name in ("CartPole-v1", "MountainCar-v0", "Acrobot-v1", "Pendulum-v1", "RandomWalk-v0",
+                "BoyanChain-v0"):
         assert done.sum() > NUM_ENVS  # episodes ended and were reset many times
