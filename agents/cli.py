@@ -134,9 +134,11 @@ def build_train_parser(agent: str) -> argparse.ArgumentParser:
     parser.add_argument("--select-episodes", type=int, default=d.select_episodes,
                         help="greedy episodes on the JAX twin after every chunk, to keep the "
                         f"best parameters (default {d.select_episodes})")
-    parser.add_argument("--stop-at-return", type=float, default=None, metavar="R",
-                        help="stop once every member's greedy evaluation on the JAX twin "
-                        "reached R (e.g. 475 for CartPole-v1); then evaluate on Gymnasium")
+    parser.add_argument("--stop-at-return", type=_stop_at_return, default="auto", metavar="R",
+                        help="stop once every member's greedy evaluation during training "
+                        "reached R, then evaluate on Gymnasium; 'auto' (default): the "
+                        "environment's reward threshold if it has one (475 for CartPole-v1); "
+                        "'none': train for --total-steps")
     parser.add_argument("--checkpoint-seconds", type=float,
                         default=d.checkpoint_seconds, help="at most this long between "
                         "checkpoints (also saved at the end, on Ctrl-C and when stopping)")
@@ -197,6 +199,30 @@ def parse_sweep(items: Sequence[str]) -> dict:
     return sweep
 
 
+def _stop_at_return(text: str):
+    if text in ("auto", "none"):
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number, 'auto' or 'none', got {text!r}") from None
+
+
+def reward_threshold(env_id: str) -> float | None:
+    """The Gymnasium spec's `reward_threshold` of `env_id` (tdkit ids included), or None."""
+    import gymnasium
+
+    import envs
+    from envs.gym_factory import resolve_gym_id
+
+    gymnasium.register_envs(envs)
+    try:
+        return gymnasium.spec(resolve_gym_id(env_id)).reward_threshold
+    except Exception:  # unknown ids are reported by the run's own checks
+        return None
+
+
 def config_from_args(args: argparse.Namespace) -> run_lib.RunConfig:
     spec = registry.get(args.agent)
     overrides = spec.run_defaults
@@ -209,13 +235,19 @@ def config_from_args(args: argparse.Namespace) -> run_lib.RunConfig:
         return given if given is not None else overrides.get(
             name, getattr(COMMON_DEFAULTS, name))
 
+    env = args.env or spec.default_env
+    stop_at_return = args.stop_at_return
+    if stop_at_return == "auto":
+        stop_at_return = reward_threshold(env)
+    elif stop_at_return == "none":
+        stop_at_return = None
     return run_lib.RunConfig(
-        agent=args.agent, env=args.env or spec.default_env, backend=args.backend,
+        agent=args.agent, env=env, backend=args.backend,
         seed=args.seed, seeds=args.seeds, total_steps=run_default("total_steps"),
         num_envs=run_default("num_envs"), chunk_steps=run_default("chunk_steps"),
         eval_episodes=args.eval_episodes, select_best=not args.no_select_best,
         select_episodes=args.select_episodes,
-        stop_at_return=args.stop_at_return, checkpoint_seconds=args.checkpoint_seconds,
+        stop_at_return=stop_at_return, checkpoint_seconds=args.checkpoint_seconds,
         pin_cpu=args.pin_cpu, fast_host_loop=not args.reference_host_loop,
         out=args.out, agent_config=agent_config, hparams=hparams,
         sweep=parse_sweep(args.sweep), wrappers=list(args.wrapper), devices=args.devices,

@@ -236,8 +236,23 @@ def test_default_main_job_solves_cartpole(tmp_path):
     args = cli.build_train_parser("dqn").parse_args(["--out", str(tmp_path / "main")])
     summary = run_lib.train(cli.config_from_args(args), progress=False)
     evaluation = summary["evaluation"]
+    assert summary["solved_early"]  # stopped once the greedy policy reached 475
     assert evaluation["env_id"] == "CartPole-v1" and evaluation["episodes"] == 100
     assert evaluation["members"][0]["mean_return"] >= 475.0, evaluation
+
+
+def test_stop_at_return_defaults_to_the_environments_reward_threshold():
+    def stop(*argv):
+        args = cli.build_train_parser("dqn").parse_args(list(argv))
+        return cli.config_from_args(args).stop_at_return
+
+    assert stop() == 475.0  # CartPole-v1's reward threshold
+    assert stop("--env", "Acrobot-v1") == -100.0
+    assert stop("--agent", "td3", "--env", "Pendulum-v1") is None  # no threshold
+    assert stop("--stop-at-return", "none") is None
+    assert stop("--stop-at-return", "300") == 300.0
+    with pytest.raises(SystemExit):
+        stop("--stop-at-return", "soon")
 
 
 @pytest.mark.slow

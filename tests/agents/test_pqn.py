@@ -217,3 +217,36 @@ def test_pqn_solves_cartpole_on_gymnasium_for_two_seeds(tmp_path):
     returns = [m["mean_return"] for m in summary["evaluation"]["members"]]
     assert summary["evaluation"]["env_id"] == "CartPole-v1"
     assert all(r >= 475.0 for r in returns), returns
+
+
+def test_a_frozen_target_gives_the_targets_when_target_period_is_set():
+    """With the driver's `target_period`, the Q(lambda) targets bootstrap from the frozen
+    target parameters (a target network zeroed by hand gives targets r_t * scale only where
+    the lambda-return does not reach another reward)."""
+    config = pqn.PQNConfig(target_period=3, **{**TINY, "num_epochs": 1, "num_minibatches": 1})
+    learner = pqn.q_lambda_learner(2, config)
+    hp = {"learning_rate": jnp.float32(LR), "lambda_": jnp.float32(0.0),
+          "reward_scale": jnp.float32(1.0)}
+    state = learner.init(jax.random.key(0), jnp.zeros(3), hp)
+    rollout = _rollout()
+    zero_target = jax.tree.map(jnp.zeros_like, state.params)
+    frozen = state._replace(target_params=zero_target)
+    new_state, info = learner.step(frozen, rollout, None, hp, jax.random.key(1))
+    # lambda = 0 and a zero target network: every target is the reward itself
+    apply = values.mlp((8,), 2).apply
+    tr = rollout.transitions
+    obs, actions, r = tr.obs_tm1.reshape(8, 3), tr.a_tm1.reshape(8), tr.r_t.reshape(8)
+
+    def loss(p):
+        q = jax.vmap(apply, (None, 0))(p, obs)
+        return 0.5 * jnp.mean((r - q[jnp.arange(8), actions]) ** 2)
+
+    np.testing.assert_allclose(info["loss"], loss(state.params), rtol=1e-5)
+    # the driver copies the online parameters into the target every 3 learner steps
+    agent = pqn.pqn(2, pqn.PQNConfig(rollout_length=2, target_period=3, **TINY))
+    s = agent.init(jax.random.key(0), jnp.zeros(3), 2)
+    one = jax.tree.map(lambda x: x[:2], _rollout())
+    for i in range(3):
+        s, _ = agent.fast_path.update_block(s, one.transitions, one.lasts)
+        same = jax.tree.leaves(jax.tree.map(jnp.array_equal, s.params, s.target_params))
+        assert all(same) == (i == 2), i
