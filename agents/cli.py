@@ -14,6 +14,7 @@ import types
 import typing
 from collections.abc import Sequence
 
+from agents import plan as plan_lib
 from agents import registry
 from agents import run as run_lib
 
@@ -137,8 +138,8 @@ def build_train_parser(agent: str) -> argparse.ArgumentParser:
     parser.add_argument("--stop-at-return", type=_stop_at_return, default="auto", metavar="R",
                         help="stop once every member's greedy evaluation during training "
                         "reached R, then evaluate on Gymnasium; 'auto' (default): the "
-                        "environment's reward threshold if it has one (475 for CartPole-v1); "
-                        "'none': train for --total-steps")
+                        "environment's reward threshold if it has one (475 for CartPole-v1) on "
+                        "the jax backend; 'none': train for --total-steps")
     parser.add_argument("--checkpoint-seconds", type=float,
                         default=d.checkpoint_seconds, help="at most this long between "
                         "checkpoints (also saved at the end, on Ctrl-C and when stopping)")
@@ -237,8 +238,12 @@ def config_from_args(args: argparse.Namespace) -> run_lib.RunConfig:
 
     env = args.env or spec.default_env
     stop_at_return = args.stop_at_return
-    if stop_at_return == "auto":
-        stop_at_return = reward_threshold(env)
+    if stop_at_return == "auto":  # jax backend only: its greedy evaluations decide
+        try:
+            jax_backend = plan_lib.resolve_backend(env, args.backend, args.wrapper) == "jax"
+        except plan_lib.RunError:  # reported by the run's own checks
+            jax_backend = False
+        stop_at_return = reward_threshold(env) if jax_backend else None
     elif stop_at_return == "none":
         stop_at_return = None
     return run_lib.RunConfig(

@@ -186,6 +186,10 @@ class Plan:
         except ValueError as error:
             raise RunError(str(error)) from None
         self.backend = resolve_backend(config.env, config.backend, self.wrappers)
+        if config.stop_at_return is not None and self.backend != "jax":
+            raise RunError("--stop-at-return needs the jax backend (the greedy evaluations "
+                           "during training run on the JAX environment); the gym backend "
+                           "trains for --total-steps")
         self.observation_space, self.action_space = env_spaces(
             config.env, self.backend, self.wrappers)
         try:

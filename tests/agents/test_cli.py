@@ -250,6 +250,7 @@ def test_stop_at_return_defaults_to_the_environments_reward_threshold():
     assert stop("--env", "Acrobot-v1") == -100.0
     assert stop("--agent", "td3", "--env", "Pendulum-v1") is None  # no threshold
     assert stop("--stop-at-return", "none") is None
+    assert stop("--backend", "gym") is None  # the host loop does not evaluate during training
     assert stop("--stop-at-return", "300") == 300.0
     with pytest.raises(SystemExit):
         stop("--stop-at-return", "soon")
