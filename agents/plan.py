@@ -101,6 +101,14 @@ def resolve_backend(env_id: str, backend: str, wrappers: Sequence[str] = ()) -> 
     if backend == "jax":
         raise RunError(f"no JAX version of '{env_id}'; JAX environments: {', '.join(jax_names)}")
     gymnasium.register_envs(envs)
+    from envs import gym_factory
+
+    try:  # registers the ids of optional packages on first use (ale-py: ALE/Pong-v5, ...)
+        gym_factory.resolve_gym_id(env_id)
+    except gym_factory.MissingDependencyError as error:
+        raise RunError(str(error)) from None
+    except ValueError:
+        pass  # unknown: the message below
     if env_id not in gymnasium.envs.registry and f"tdkit/{short}" not in gymnasium.envs.registry:
         import difflib
 

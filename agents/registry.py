@@ -239,7 +239,7 @@ def _specs() -> dict[str, AgentSpec]:
         build=_build_pqn, check=_check_dqn("pqn"),
         validate=lambda config, hparams: pqn_lib.validate(config, hparams, "pqn"),
         default_env="CartPole-v1",
-        run_defaults={"total_steps": 500_000, "num_envs": 32, "chunk_steps": 2048 * 10})
+        run_defaults={"total_steps": 500_000, "num_envs": 32, "chunk_steps": 2048 * 4})
     specs["ddpg"] = _continuous_spec(
         "ddpg", "DDPG: deterministic actor, one critic, Polyak targets (TD3 without its "
         "three changes)", td3_lib, td3_lib.TD3Config, td3_lib.td3,

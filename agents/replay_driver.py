@@ -163,6 +163,10 @@ def replay_agent(learner: Learner, config: ReplayConfig, num_actions: int | None
         hp, learner_state, k_state, example = start_learner(
             learner, key, example_obs, default_hparams, hparams,
             lambda given: validate(config, given, name))
+        # The replay keeps observations in their own dtype (Atari's uint8 frames take 4x
+        # less memory than float32); the learner gets them as float32 (`step_on_sample`).
+        obs = jnp.zeros_like(jnp.asarray(example_obs))
+        example = example._replace(obs_tm1=obs, obs_t=obs)
         batch_example = jax.tree.map(lambda x: jnp.stack([x] * num_envs), example)
         return AgentState(
             params=learner_state.params, target_params=learner_state.target_params,
@@ -199,6 +203,8 @@ def replay_agent(learner: Learner, config: ReplayConfig, num_actions: int | None
         """One learner step (and target update) on a batch sampled outside `lax.cond` with
         `key`; returns the per-example priorities instead of writing them."""
         batch, _, weights = sample
+        batch = batch._replace(obs_tm1=batch.obs_tm1.astype(jnp.float32),
+                               obs_t=batch.obs_t.astype(jnp.float32))
         if not config.prioritized:
             weights = jnp.ones_like(weights)
         learner_state, info = learner.step(learner_state, batch, weights, hp,
