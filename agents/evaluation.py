@@ -44,7 +44,7 @@ def check_spaces(env_id: str, expected_spaces: tuple[spaces.Space, spaces.Space]
 
 
 def evaluate(agent: Agent, state: AgentState, env_id: str, episodes: int, seed: int = 0,
-             num_envs: int = 10, video_dir: str | None = None, *,
+             num_envs: int = 100, video_dir: str | None = None, *,
              wrappers: Sequence[Any] = (),
              expected_spaces: tuple[spaces.Space, spaces.Space] | None = None
              ) -> dict[str, Any]:
@@ -56,7 +56,8 @@ def evaluate(agent: Agent, state: AgentState, env_id: str, episodes: int, seed: 
       env_id: a Gymnasium id (tdkit ids are mapped with `resolve_gym_id`).
       episodes: number of episodes, > 0.
       seed: seed of the environments' resets.
-      num_envs: environments stepped together (a vector env with SAME_STEP autoreset).
+      num_envs: environments stepped together (a vector env with SAME_STEP autoreset; at
+        most `episodes`: 100 classic-control episodes take one pass of 100 envs).
       video_dir: if given, also records the first episode as an mp4 into this folder
         (needs moviepy).
       wrappers: Gymnasium wrappers applied to each env, in order, as in training (strings

@@ -52,6 +52,8 @@ CLEANRL_HOST_ARGS = [
 
 
 def _run(args, env):
+    if "--agent" not in args:  # this script measures DQN (the main job's agent is PQN)
+        args = ["--agent", "dqn", *args]
     start_epoch = time.time()
     start = time.perf_counter()
     result = subprocess.run([sys.executable, "scripts/train.py", *args], cwd=ROOT, env=env,

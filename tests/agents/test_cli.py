@@ -194,7 +194,8 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     (["--agent", "q_learning", "--env", "CartPole-v1"], "needs a Discrete observation space"),
     (["--env", "MountainCarContinuous-v0"], "needs a Discrete action space"),
     (["--learning-rate", "-0.1"], "`learning_rate` must be > 0"),
-    (["--batch-size", "512", "--buffer-size", "256"], "must not exceed `buffer_size`"),
+    (["--agent", "dqn", "--batch-size", "512", "--buffer-size", "256"],
+     "must not exceed `buffer_size`"),
     (["--sweep", "lr=fast"], "'fast' is not a number"),
     (["--sweep", "width=1,2"], "no numeric hyperparameter 'width'"),
 ])
@@ -233,7 +234,7 @@ def test_help_lists_agents_environments_and_hyperparameters(capsys):
 def test_default_main_job_solves_cartpole(tmp_path):
     """`python scripts/train.py` with its defaults: greedy mean return >= 475 over 100 episodes
     of Gymnasium's own CartPole-v1 (seed 0)."""
-    args = cli.build_train_parser("dqn").parse_args(["--out", str(tmp_path / "main")])
+    args = cli.build_train_parser(cli.MAIN_AGENT).parse_args(["--out", str(tmp_path / "main")])
     summary = run_lib.train(cli.config_from_args(args), progress=False)
     evaluation = summary["evaluation"]
     assert summary["solved_early"]  # stopped once the greedy policy reached 475
@@ -243,7 +244,7 @@ def test_default_main_job_solves_cartpole(tmp_path):
 
 def test_stop_at_return_defaults_to_the_environments_reward_threshold():
     def stop(*argv):
-        args = cli.build_train_parser("dqn").parse_args(list(argv))
+        args = cli.build_train_parser(cli.MAIN_AGENT).parse_args(list(argv))
         return cli.config_from_args(args).stop_at_return
 
     assert stop() == 475.0  # CartPole-v1's reward threshold

@@ -18,7 +18,7 @@ from agents.checkpoint import Checkpointer
 from tests.agents.test_cli import _InterruptAfter
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-TINY = ["--hidden-sizes", "8", "--buffer-size", "256", "--batch-size", "16",
+TINY = ["--agent", "dqn", "--hidden-sizes", "8", "--buffer-size", "256", "--batch-size", "16",
         "--learning-starts", "32", "--num-envs", "4", "--chunk-steps", "100",
         "--no-progress"]
 
