@@ -14,6 +14,7 @@ from agents.sac import SACConfig, sac, sac_learner
 from agents.td3 import DDPG_OVERRIDES, TD3Config, td3, td3_learner
 from tdkit import continuous
 from tdkit.types import Transition
+from tests.agents.loops import check_both_loops
 
 LOW, HIGH = np.array([-2.0, 0.0], np.float32), np.array([2.0, 1.0], np.float32)
 B, LR = 4, 0.05
@@ -214,21 +215,8 @@ def test_bad_agent_environment_pairs_are_one_line_errors():
 def test_every_continuous_agent_runs_in_both_loops_with_seeds_and_sweeps(name, tmp_path):
     tiny = {"actor_hidden_sizes": [8], "critic_hidden_sizes": [8], "buffer_size": 256,
             "batch_size": 16, "learning_starts": 32}
-    jax_run = run_lib.train(run_lib.RunConfig(
-        agent=name, env="Pendulum-v1", total_steps=100, num_envs=2, chunk_steps=50, seeds=2,
-        sweep={"lr": [1e-3, 3e-4]}, eval_episodes=0, out=str(tmp_path / "jax"),
-        agent_config=tiny), progress=False)
-    assert jax_run["backend"] == "jax" and jax_run["members"] == 4
-    rows = run_lib.read_metrics(tmp_path / "jax" / "metrics.csv")
-    assert len(rows) == 8 and all(np.isfinite(float(r["loss"])) for r in rows)
-    gym_run = run_lib.train(run_lib.RunConfig(
-        agent=name, env="Pendulum-v1", backend="gym", total_steps=100, num_envs=2,
-        chunk_steps=50, eval_episodes=1, out=str(tmp_path / "gym"), agent_config=tiny),
-        progress=False)
-    assert gym_run["backend"] == "gym" and gym_run["evaluation"]["episodes"] == 1
-    rows = run_lib.read_metrics(tmp_path / "gym" / "metrics.csv")
-    assert rows[-1]["loss"] != "" and np.isfinite(float(rows[-1]["loss"]))
-
+    check_both_loops(name, "Pendulum-v1", tiny, tmp_path, total_steps=100, chunk_steps=50,
+                     sweep={"lr": [1e-3, 3e-4]}, jax_envs=2)
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["ddpg", "td3", "sac"])

@@ -16,6 +16,7 @@ from agents.qr_dqn import QRDQNConfig, qr_dqn_learner
 from agents.rainbow import RainbowConfig, rainbow, rainbow_learner
 from tdkit import networks, values
 from tdkit.types import Transition
+from tests.agents.loops import check_both_loops
 
 A, B, LR = 2, 4, 0.1
 SMALL = dict(hidden_sizes=(8,), layer_norm=False, optimizer="sgd",
@@ -200,21 +201,8 @@ def test_rainbow_noisy_acting_explores_by_noise_and_evaluates_without_it():
 def test_every_agent_runs_in_both_loops_with_seeds_and_sweeps(name, tmp_path):
     tiny = {"hidden_sizes": [8], "buffer_size": 256, "batch_size": 16, "learning_starts": 32}
     assert name in registry.AGENTS
-    jax_run = run_lib.train(run_lib.RunConfig(
-        agent=name, env="CartPole-v1", total_steps=200, num_envs=4, chunk_steps=100, seeds=2,
-        sweep={"lr": [1e-3, 3e-4]}, eval_episodes=0, out=str(tmp_path / "jax"),
-        agent_config=tiny), progress=False)
-    assert jax_run["backend"] == "jax" and jax_run["members"] == 4
-    rows = run_lib.read_metrics(tmp_path / "jax" / "metrics.csv")
-    assert len(rows) == 8 and all(np.isfinite(float(r["loss"])) for r in rows)
-    gym_run = run_lib.train(run_lib.RunConfig(
-        agent=name, env="CartPole-v1", backend="gym", total_steps=200, num_envs=2,
-        chunk_steps=100, eval_episodes=1, out=str(tmp_path / "gym"), agent_config=tiny),
-        progress=False)
-    assert gym_run["backend"] == "gym" and gym_run["evaluation"]["episodes"] == 1
-    rows = run_lib.read_metrics(tmp_path / "gym" / "metrics.csv")
-    assert rows[-1]["loss"] != "" and np.isfinite(float(rows[-1]["loss"]))
-
+    check_both_loops(name, "CartPole-v1", tiny, tmp_path, total_steps=200, chunk_steps=100,
+                     sweep={"lr": [1e-3, 3e-4]}, jax_envs=4)
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["c51", "qr_dqn", "iqn", "mdqn", "rainbow"])

@@ -13,6 +13,7 @@ from agents import run as run_lib
 from agents.rollout_driver import Rollout
 from tdkit import policies, values
 from tdkit.types import Transition
+from tests.agents.loops import check_both_loops
 
 LR = 0.05
 TINY = dict(hidden_sizes=(8,), layer_norm=False, optimizer="sgd", max_grad_norm=None,
@@ -190,21 +191,8 @@ def test_update_block_equals_updates_when_the_block_is_not_aligned():
 def test_pqn_runs_in_both_loops_with_seeds_and_sweeps(tmp_path):
     tiny = {"hidden_sizes": [8], "rollout_length": 8, "num_minibatches": 4}
     assert "pqn" in registry.AGENTS
-    jax_run = run_lib.train(run_lib.RunConfig(
-        agent="pqn", env="CartPole-v1", total_steps=256, num_envs=4, chunk_steps=128, seeds=2,
-        sweep={"lambda_": [0.5, 0.9]}, eval_episodes=0, out=str(tmp_path / "jax"),
-        agent_config=tiny), progress=False)
-    assert jax_run["backend"] == "jax" and jax_run["members"] == 4
-    rows = run_lib.read_metrics(tmp_path / "jax" / "metrics.csv")
-    assert len(rows) == 8 and all(np.isfinite(float(r["loss"])) for r in rows)
-    gym_run = run_lib.train(run_lib.RunConfig(
-        agent="pqn", env="CartPole-v1", backend="gym", total_steps=128, num_envs=2,
-        chunk_steps=64, eval_episodes=1, out=str(tmp_path / "gym"), agent_config=tiny),
-        progress=False)
-    assert gym_run["backend"] == "gym" and gym_run["evaluation"]["episodes"] == 1
-    rows = run_lib.read_metrics(tmp_path / "gym" / "metrics.csv")
-    assert rows[-1]["loss"] != "" and np.isfinite(float(rows[-1]["loss"]))
-
+    check_both_loops("pqn", "CartPole-v1", tiny, tmp_path, total_steps=256, chunk_steps=128,
+                     sweep={"lambda_": [0.5, 0.9]}, jax_envs=4)
 
 @pytest.mark.slow
 def test_pqn_solves_cartpole_on_gymnasium_for_two_seeds(tmp_path):
