@@ -308,6 +308,36 @@ _CONV_KINDS = {
     "nature": ((32, 8, 4), (64, 4, 2), (64, 3, 1)),
 }
 _CONV_DIMENSIONS = ("NHWC", "HWIO", "NHWC")
+_CONV_IMPLS = ("auto", "patches", "xla")
+
+
+def _patches_conv(x: Array, w: Array, stride: int) -> Array:
+    """VALID convolution `[N, H, W, C] * [kh, kw, C, O] -> [N, H', W', O]` as one matmul on
+    patches gathered by `kh * kw` strided slices (im2col), without a convolution op.
+
+    Its gradients are slices, pads and matmuls. XLA:CPU runs a convolution's gradient about
+    10x slower inside a `lax.cond` branch or a loop body (`lax.scan`, `lax.while_loop`)
+    than at the top level of a program (it cannot pick the convolution's layouts there),
+    and a training step always runs inside one of them; this form runs at the same speed
+    everywhere (`scripts/bench_conv.py`).
+    """
+    kh, kw, c, o = w.shape
+    n, h, wd, _ = x.shape
+    oh, ow = (h - kh) // stride + 1, (wd - kw) // stride + 1
+    if stride > 1 and kh % stride == 0 and kw % stride == 0:
+        # Space to depth: [N, H, W, C] -> [N, H/s, W/s, s*s*C] and a (kh/s x kw/s) kernel
+        # of stride 1 (Nature DQN: 4 slices instead of 64, then 4 instead of 16).
+        s, hh, ww = stride, stride * (oh - 1) + kh, stride * (ow - 1) + kw
+        x = x[:, :hh, :ww].reshape(n, hh // s, s, ww // s, s, c).transpose(0, 1, 3, 2, 4, 5)
+        x = x.reshape(n, hh // s, ww // s, s * s * c)
+        w = w.reshape(kh // s, s, kw // s, s, c, o).transpose(0, 2, 1, 3, 4, 5)
+        return _patches_conv(x, w.reshape(kh // s, kw // s, s * s * c, o), 1)
+    cols = [jax.lax.slice(x, (0, i, j, 0),
+                          (n, i + stride * (oh - 1) + 1, j + stride * (ow - 1) + 1, c),
+                          (1, stride, stride, 1))
+            for i in range(kh) for j in range(kw)]
+    patches = cols[0] if len(cols) == 1 else jnp.concatenate(cols, axis=-1)
+    return patches @ w.reshape(kh * kw * c, -1)  # features ordered (i, j, c), as w's
 
 
 def _layer_norm(z: Array, layer: dict, eps: float) -> Array:
@@ -341,6 +371,7 @@ def conv_torso(
     activation: Callable[[Array], Array] = jax.nn.relu,
     layer_norm_eps: float = 1e-5,
     w_init: Callable[..., Array] | None = None,
+    conv: str = "auto",
 ) -> Torso:
     """A convolutional torso: ONE image `[H, W, C]` -> flat features `[F]`.
 
@@ -373,6 +404,12 @@ def conv_torso(
       w_init: kernel initialiser `w_init(key, [kh, kw, C_in, C_out], dtype)`; default He
         normal (variance scaling with `fan_in = kh * kw * C_in`, as PQN's CNN). Biases and
         offsets start at zero, scales at one.
+      conv: how each convolution is computed (the same values up to float rounding):
+        `"xla"`, XLA's convolution op; `"patches"`, one matmul on patches gathered by
+        strided slices (im2col), whose gradient XLA:CPU runs as fast inside a `lax.cond` or
+        a loop body (where training steps run) as outside, while its convolution op's
+        gradient runs about 10x slower there; `"auto"` (default), `"patches"` when JAX's
+        default backend is the CPU, else `"xla"` (decided when `apply` is traced).
 
     Returns:
       A `Torso`; `init(key, example_obs [H, W, C]) -> (params, F)`, params a list with one
@@ -398,6 +435,9 @@ def conv_torso(
             f"conv_torso: argument `layer_norm_eps` must be > 0, got {layer_norm_eps!r}")
     if w_init is None:
         w_init = jax.nn.initializers.he_normal()
+    if conv not in _CONV_IMPLS:
+        raise ValueError(
+            f"conv_torso: argument `conv` must be one of {_CONV_IMPLS}, got {conv!r}")
 
     def output_shape(fn: str, name: str, shape: tuple) -> tuple[int, int, int]:
         """The last layer's `[H', W', C']` for an input of `shape`, or a clear error."""
@@ -434,10 +474,14 @@ def conv_torso(
                 f"axis of [H, W, C], as at init), got shape {jnp.shape(obs)}")
         output_shape("conv_torso.apply", "obs", x.shape)
         x = x[None]  # [1, H, W, C]: one example; jax.vmap batches it.
+        patches = conv == "patches" or (conv == "auto" and jax.default_backend() == "cpu")
         for layer, (_, _, stride) in zip(params, layers, strict=True):
-            z = jax.lax.conv_general_dilated(
-                x, layer["w"], window_strides=(stride, stride), padding="VALID",
-                dimension_numbers=_CONV_DIMENSIONS) + layer["b"]
+            if patches:
+                z = _patches_conv(x, layer["w"], stride) + layer["b"]
+            else:
+                z = jax.lax.conv_general_dilated(
+                    x, layer["w"], window_strides=(stride, stride), padding="VALID",
+                    dimension_numbers=_CONV_DIMENSIONS) + layer["b"]
             x = activation(_layer_norm(z, layer, layer_norm_eps) if layer_norm else z)
         return x.reshape(-1)
 

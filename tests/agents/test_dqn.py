@@ -1,5 +1,7 @@
 """DQN: one update by hand, truncation through both loops, replay options, one compilation."""
 
+import re
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -200,6 +202,32 @@ def test_update_block_equals_scanned_updates(options):
     # 3-step window, whose first 2 iterations store nothing).
     expected = 11 if config.n_step == 3 else 12
     assert int(blocked.extra["updates"]) == expected and int(blocked.step) == 2 * 36
+
+
+@pytest.mark.parametrize("options", [dict(), dict(prioritized=True), dict(n_step=3)])
+@pytest.mark.parametrize("num_updates", [1, 3, 7])
+def test_update_and_update_block_write_the_replay_in_place(options, num_updates):
+    """No copy of the replay storage in the compiled `update` / `update_block` (a block of
+    one training round reads the replay, the sample, between two writes; without
+    `replay_driver._written_after` XLA copied the whole storage on every call, which made
+    Atari's 20k-frame replay run at a tenth of the speed)."""
+    config = DQNConfig(**{**SMALL, "buffer_size": 4096, "batch_size": 8, "learning_starts": 8,
+                          "train_every": 3, **options})
+    agent = dqn(2, config)
+    num_envs = 2
+    state = agent.init(jax.random.key(0), jnp.zeros(5), num_envs)
+    transitions = Transition(
+        jnp.zeros((num_updates, num_envs, 5)), jnp.zeros((num_updates, num_envs), jnp.int32),
+        jnp.zeros((num_updates, num_envs)), jnp.zeros((num_updates, num_envs)),
+        jnp.zeros((num_updates, num_envs, 5)))
+    lasts = jnp.zeros((num_updates, num_envs), bool)
+    if num_updates == 1:
+        fn, args = agent.update, (state, jax.tree.map(lambda x: x[0], transitions), lasts[0])
+    else:
+        fn, args = agent.fast_path.update_block, (state, transitions, lasts)
+    hlo = jax.jit(fn, donate_argnums=0).lower(*args).compile().as_text()
+    copies = [line for line in hlo.splitlines() if re.search(r"\[4096,5\]\S* copy\(", line)]
+    assert copies == []
 
 
 def test_epsilon_greedy_draws_are_the_draws_of_act():

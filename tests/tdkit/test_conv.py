@@ -79,6 +79,74 @@ def _images(n, shape=(6, 5, 3), seed=0):
 
 
 # --------------------------------------------------------------------------------------
+# The two ways of computing a convolution (`conv="xla" | "patches"`).
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kernel,stride,shape", [
+    (3, 1, (7, 9, 4)),     # MinAtar's layer: kh * kw slices
+    (8, 4, (43, 46, 3)),   # Nature's first layer: space to depth; rows/cols beyond the
+    (4, 2, (11, 10, 5)),   # last window are cropped (43 -> 40, 46 -> 44; 11 -> 10)
+    (3, 2, (9, 8, 2)),     # a stride that does not divide the kernel: strided slices
+])
+def test_patches_conv_matches_a_numpy_loop(kernel, stride, shape):
+    rng = np.random.default_rng(kernel + stride)
+    x = rng.standard_normal((2,) + shape).astype(np.float32)
+    w = rng.standard_normal((kernel, kernel, shape[2], 5)).astype(np.float32)
+    out = jax.jit(values._patches_conv, static_argnums=2)(jnp.asarray(x), jnp.asarray(w), stride)
+    for n in range(2):
+        np.testing.assert_allclose(out[n], _np_conv(x[n], w, np.zeros(5), stride), rtol=1e-4,
+                                   atol=1e-4)
+
+
+@pytest.mark.parametrize("kind,shape", [("minatar", (10, 10, 4)), ("nature", (44, 52, 4))])
+def test_patches_and_xla_convolutions_agree_with_gradients_in_cond_and_scan(kind, shape):
+    """Values and parameter gradients of a batched loss agree between the two ways, at the
+    top level and inside `lax.cond` and `lax.scan` (where training steps run)."""
+    xla = values.mlp((6,), 3, torso=values.conv_torso(kind, layer_norm=True, conv="xla"))
+    patches = values.mlp((6,), 3, torso=values.conv_torso(kind, layer_norm=True,
+                                                          conv="patches"))
+    images = _images(5, shape, seed=7)
+    params = _perturbed(xla.init(KEY, images[0]), scale=0.1)
+
+    def loss(net):
+        return lambda p, x: jnp.sum(jnp.tanh(jax.vmap(net.apply, (None, 0))(p, x)))
+
+    def in_cond(f):
+        return lambda p, x: jax.lax.cond(True, f, lambda p, x: jax.tree.map(jnp.zeros_like, p),
+                                         p, x)
+
+    def in_scan(f):
+        return lambda p, x: jax.lax.scan(lambda c, _: (c, f(p, x)), 0.0, None, length=1)[1]
+
+    np.testing.assert_allclose(jax.jit(loss(patches))(params, images),
+                               jax.jit(loss(xla))(params, images), rtol=1e-5, atol=1e-5)
+    expected = jax.jit(jax.grad(loss(xla)))(params, images)
+    for wrap in (lambda f: f, in_cond):
+        chex.assert_trees_all_close(jax.jit(wrap(jax.grad(loss(patches))))(params, images),
+                                    expected, rtol=1e-4, atol=1e-5)
+    got = jax.jit(in_scan(jax.grad(loss(patches))))(params, images)
+    chex.assert_trees_all_close(jax.tree.map(lambda g: g[0], got), expected, rtol=1e-4,
+                                atol=1e-5)
+
+
+def test_auto_conv_is_patches_on_the_cpu(monkeypatch):
+    calls = []
+    real = values._patches_conv
+    monkeypatch.setattr(values, "_patches_conv", lambda *a: calls.append(1) or real(*a))
+    torso = values.conv_torso("minatar")
+    image = _images(1, (10, 10, 4))[0]
+    torso.apply(torso.init(KEY, image)[0], image)
+    assert calls == ([1] if jax.default_backend() == "cpu" else [])
+    calls.clear()
+    values.conv_torso("minatar", conv="xla").apply(torso.init(KEY, image)[0], image)
+    assert calls == []
+    with pytest.raises(ValueError, match=r"conv_torso: argument `conv` must be one of "
+                       r"\('auto', 'patches', 'xla'\), got 'fft'"):
+        values.conv_torso("minatar", conv="fft")
+
+
+# --------------------------------------------------------------------------------------
 # The torso.
 # --------------------------------------------------------------------------------------
 
