@@ -243,7 +243,7 @@ class FastHostLoop:
             elif explore_all[k]:
                 actions = random_actions[k]
             else:
-                actions = np.asarray(greedy(packed[0], obs, noise[k]))
+                actions = np.asarray(greedy(packed, obs, noise[k]))
                 if explore_any[k]:
                     actions = np.where(explore[k], random_actions[k], actions)
             obs, episodes = step_into(actions, transitions, lasts, k)
@@ -324,8 +324,8 @@ class FastHostLoop:
             return (packer.pack(state), (metrics["loss"], metrics["learned"]), act_key,
                     draws, first)
 
-        def greedy(groups, obs, noise):
-            return acting.greedy(packer.unpack((groups, None)).params, obs, noise)
+        def greedy(packed, obs, noise):
+            return acting.greedy(packer.unpack(packed).params, obs, noise)
 
         def act(packed, act_key, obs, index):  # step `index` of a block, as in `draws`
             state = packer.unpack(packed)
@@ -366,15 +366,22 @@ def _host_plan(draws, num_steps):
             np.asarray(draws.random_actions), explore, np.asarray(draws.noise))
 
 
+# State arrays with at least this many elements are passed as they are, never packed.
+LARGE_LEAF_SIZE = 1 << 16
+
+
 class StatePacker:
-    """Packs an `AgentState` into one flat array per dtype, plus the replay's large arrays.
+    """Packs an `AgentState` into one flat array per dtype, plus its large arrays.
 
     JAX's dispatch of a jitted call costs about a microsecond per array argument or result
     on the CPU, and a DQN state has about fifty arrays, most of them small (parameters,
     optimizer moments, counters, hyperparameters). Packed, a block update passes a handful:
-    the flat groups (float32, int32, the PRNG key's uint32 data, ...) and the replay's
-    arrays (its storage, priorities), which are large, so they stay as they are and are
-    updated in place (donated); the replay's scalars (position, size) go into the groups.
+    the flat groups (float32, int32, the PRNG key's uint32 data, ...) and the large arrays,
+    which stay as they are and are updated in place (donated): the replay's arrays (its
+    storage, priorities; its scalars, position and size, go into the groups) and any other
+    array of at least `LARGE_LEAF_SIZE` elements. Packing copies every packed array on
+    every call, which for a large network costs more than the dispatch it saves: the
+    Nature-DQN CNN's 3136x512 layer alone, with its target and Adam moments, is 26 MB.
 
     `pack` and `unpack` are traceable (call them inside `jax.jit`); `unpack(pack(s))`
     equals `s` leaf for leaf, PRNG keys included.
@@ -391,7 +398,8 @@ class StatePacker:
         num_large = 0
         for path, leaf in with_paths:
             shape, dtype = jnp.shape(leaf), jnp.result_type(leaf)
-            if getattr(path[0], "name", None) == "replay" and len(shape) >= 1:
+            if (getattr(path[0], "name", None) == "replay" and len(shape) >= 1) or (
+                    int(np.prod(shape, dtype=np.int64)) >= LARGE_LEAF_SIZE):
                 self._layout.append(("large", num_large))
                 num_large += 1
                 continue
@@ -409,7 +417,7 @@ class StatePacker:
         self._index = {group: i for i, group in enumerate(self.groups)}
 
     def pack(self, state: AgentState) -> tuple:
-        """`((one 1-D array per dtype group), (the replay's large arrays))`."""
+        """`((one 1-D array per dtype group), (the large arrays, in tree order))`."""
         leaves = jax.tree.leaves(state)
         if len(leaves) != len(self._layout):
             raise ValueError(f"StatePacker.pack: the state has {len(leaves)} arrays, the "
@@ -429,13 +437,12 @@ class StatePacker:
         return tuple(jnp.concatenate(parts[group]) for group in self.groups), tuple(large)
 
     def unpack(self, packed: tuple) -> AgentState:
-        """The `AgentState` of `pack`'s output (the replay's large arrays may be None, for
-        functions that do not read them)."""
+        """The `AgentState` of `pack`'s output."""
         groups, large = packed
         leaves = []
         for entry in self._layout:
             if entry[0] == "large":
-                leaves.append(None if large is None else large[entry[1]])
+                leaves.append(large[entry[1]])
                 continue
             _, group, offset, size, shape, _, impl = entry
             x = jax.lax.slice_in_dim(groups[self._index[group]], offset, offset + size)

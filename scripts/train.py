@@ -1,4 +1,4 @@
-"""Train a tdkit agent and evaluate it on Gymnasium. With no arguments: the main job, DQN on
+"""Train a tdkit agent and evaluate it on Gymnasium. With no arguments: the main job, PQN on
 CartPole-v1 trained on tdkit's JAX twin, then 100 greedy episodes of Gymnasium's CartPole-v1.
 
     python scripts/train.py [--agent NAME] [--env ID] [--seeds N] [--sweep NAME=V1,V2] ...

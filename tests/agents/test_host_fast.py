@@ -43,6 +43,24 @@ def test_state_packer_round_trip(options):
         packer.pack(state._replace(step=state.step.astype(jnp.float32)))
 
 
+def test_state_packer_passes_large_arrays_unpacked():
+    """A 300x300 layer (90k elements >= LARGE_LEAF_SIZE) is passed as it is, with its target
+    copy and both Adam moments (packing would copy them on every call); the rest is packed."""
+    from agents.host_fast import LARGE_LEAF_SIZE
+
+    agent = dqn(2, DQNConfig(**{**SMALL, "hidden_sizes": (300, 300)}))
+    state = agent.init(jax.random.key(3), jnp.zeros(4), 2)
+    packer = StatePacker(state)
+    groups, large = jax.jit(packer.pack)(state)
+    big = [x for x in jax.tree.leaves(state) if x.size >= LARGE_LEAF_SIZE]
+    replay_arrays = [x for x in jax.tree.leaves(state.replay) if x.ndim >= 1]
+    assert [x.shape for x in big] == [(300, 300)] * 4  # params, target, Adam mu and nu
+    assert len(large) == len(replay_arrays) + 4
+    assert sum(g.size for g in groups) < 3 * LARGE_LEAF_SIZE
+    back = jax.jit(packer.unpack)((groups, large))
+    chex.assert_trees_all_equal(_comparable(back), _comparable(state))
+
+
 def test_state_packer_tabular_state():
     agent = tabular_agent("sarsa", 5, 3, TabularConfig())
     state = agent.init(jax.random.key(0), jnp.int32(0), 2)
