@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The GPU checks of issues 3, 5 and 7, as one script for a lent GPU machine.
+# The GPU checks of issues 3, 5, 7, 14 and 15, as one script for a lent GPU machine
+# (about 18 minutes of timeouts: with 15 minutes of device time, run a subset).
 #
 #   bash scripts/gpu_checks.sh [OUT_DIR]
 #
@@ -24,6 +25,16 @@ timeout 170 python3 scripts/bench_dqn.py --device gpu --seeds 3 --host-steps 200
 echo "== one device: gradients up to B = 65536 and many seeds (issue 7)"
 timeout 90 python3 scripts/bench_parallel.py --device gpu --devices 1 --seeds 1 16 64 \
     --dqn-steps 20000 --out "$out/bench_parallel_gpu.json" 2>&1 | tee "$out/bench_parallel.log"
+echo "== PQN on CartPole and TD3 on the JAX Pendulum, jitted loop (issues 14, 15)"
+# the main job (PQN, stops at a greedy 475 on the JAX twin, confirms on 100 Gymnasium
+# episodes), cold, whole command; bench_pqn.py needs purejaxql's venv, absent there
+start=$(date +%s.%N)
+TDKIT_COMPILATION_CACHE=off timeout 150 python3 scripts/train.py --seed 0 --no-progress \
+    --out "$out/main_job" 2>&1 | tail -4 | tee "$out/main_job.log"
+echo "main job whole command: $(python3 -c 'import sys; print(round(float(sys.argv[2]) - float(sys.argv[1]), 1))' "$start" "$(date +%s.%N)") s" | tee -a "$out/main_job.log"
+timeout 150 python3 scripts/bench_continuous.py --device gpu --parts c --rounds 1 \
+    --sbx-venv none --cleanrl-venv none --out "$out/bench_continuous_gpu.json" 2>&1 \
+    | tee "$out/bench_continuous.log"
 echo "== the test suite on the GPU"
 # "cuda,cpu": the GPU is the default device; host callbacks (debug checks) and the tests
 # that ask for CPU devices need JAX's CPU backend too.
