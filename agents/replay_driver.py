@@ -107,7 +107,8 @@ def validate(config: ReplayConfig, hparams: dict, agent: str) -> None:
             raise ValueError(f"{agent}: `{name}` must be in [0, 1], got {hp[name]}")
 
 
-_PRIORITY_FIELDS = ("priorities", "max_priority", "sum_tree", "min_tree")
+_PRIORITY_FIELDS = (
+    "priorities", "max_priority", "leaf_mass", "block_mass", "block_min")
 # The learner's key is `fold_in(sample key, LEARNER_STREAM)`: a stream of its own, apart from
 # the sampling key's splits (`split(k)` is `fold_in(k, 0), fold_in(k, 1)`).
 LEARNER_STREAM = 0x1EA4

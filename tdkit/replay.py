@@ -52,9 +52,10 @@ class ReplayState(NamedTuple):
 class PrioritizedReplayState(NamedTuple):
     """State of a prioritized replay buffer.
 
-    `P` below is the smallest power of two >= C. The two trees are arrays of `2P` nodes:
-    node 1 is the root, node `k` has children `2k` and `2k + 1`, and slot `i` is leaf
-    `P + i` (node 0 is unused scratch).
+    The sampling masses `p_i^alpha` live in a two-level sum structure: `S` (a power of two,
+    the smallest >= sqrt(C)) slots per block, `M = ceil(C / S)` blocks and `P = M * S`
+    leaves (slots `C, ..., P - 1` are padding of mass 0). Slot `i` is leaf `i`, in block
+    `i // S`.
 
     Attributes:
       storage: the stored pytree, every leaf with a leading `[C]` axis.
@@ -64,10 +65,10 @@ class PrioritizedReplayState(NamedTuple):
         empty slots).
       max_priority: float32 `[]`, the largest priority seen so far (1 initially); new items
         get it, so each is replayed at least once with high probability.
-      sum_tree: float32 `[2P]`, leaves `p_i^alpha` (0 for empty slots), inner nodes the
-        sum of their children; the root `sum_tree[1]` is `sum_k p_k^alpha`.
-      min_tree: float32 `[2P]`, leaves `p_i^alpha` (+inf for empty slots), inner nodes the
-        min of their children.
+      leaf_mass: float32 `[P]`, `p_i^alpha` for stored slots, 0 for empty slots and padding.
+      block_mass: float32 `[M]`, the sum of each block's `S` leaves (recomputed from the
+        leaves, never updated by differences, so it does not drift).
+      block_min: float32 `[M]`, the min of each block's stored leaves (+inf if none).
     """
 
     storage: chex.ArrayTree
@@ -75,8 +76,9 @@ class PrioritizedReplayState(NamedTuple):
     size: Array
     priorities: Array
     max_priority: Array
-    sum_tree: Array
-    min_tree: Array
+    leaf_mass: Array
+    block_mass: Array
+    block_min: Array
 
 
 class ReplaySample(NamedTuple):
@@ -326,6 +328,17 @@ def _host_check_priorities(priorities: np.ndarray) -> None:
             f"non-negative (|TD errors|), got min {priorities.min()}")
 
 
+def _pick(masses: Array, residual: Array) -> tuple[Array, Array]:
+    """For each row of `masses [B, K]` (>= 0, some positive), the first index whose
+    cumulative mass exceeds `residual [B]` (never one of zero mass; the last positive one
+    if rounding reaches the end) and the residual left within it, `[B]` each."""
+    cum = jnp.cumsum(masses, axis=-1)
+    last = masses.shape[-1] - 1 - jnp.argmax(masses[:, ::-1] > 0, axis=-1)
+    index = jnp.minimum(jnp.sum(cum <= residual[:, None], axis=-1), last)
+    before = jnp.take_along_axis(cum - masses, index[:, None], axis=-1)[:, 0]
+    return index, jnp.maximum(residual - before, 0.0)
+
+
 def prioritized_replay(
     capacity: int,
     alpha: float = 0.6,
@@ -347,14 +360,18 @@ def prioritized_replay(
     - `weight_normalization="batch"`: `max_j` runs over the sampled batch (as in Dopamine,
       and one reading of Schaul et al.'s Algorithm 1), so each batch's largest weight is 1.
 
-    Sampling uses a sum-tree held in JAX arrays (`PrioritizedReplayState.sum_tree`): each
-    of the B draws walks from the root to a leaf, vectorised over the batch, so `sample`,
-    `add` and `update_priorities` cost O(B log C) (O(N log C) for `add`) whatever the
-    capacity. A min-tree gives `min_k p_k^alpha` for the "buffer" normalisation in O(1).
-    An index repeated within one `update_priorities` call (a batch sampled with replacement)
+    Sampling uses a two-level sum structure held in JAX arrays
+    (`PrioritizedReplayState.leaf_mass`, `block_mass`; S ~ sqrt(C) slots per block): a draw
+    picks a block from the cumulative block masses, then a slot from the cumulative masses
+    within that block. `sample` and `update_priorities` cost O(B (S + C / S)) work in a
+    fixed, small number of vectorised operations (a binary sum tree needs log2(C) dependent
+    steps, each a separate operation, which on a CPU costs more than the work itself), and
+    block sums are recomputed from their leaves, so they never drift. A block min gives
+    `min_k p_k^alpha` for the "buffer" normalisation.
+    Repeated indices in one `update_priorities` call (a batch sampled with replacement)
     must carry the same priority each time: which of several different values a scatter
     keeps is unspecified on GPUs.
-    Empty slots have probability 0, a draw never descends into a subtree of zero mass, and
+    Empty slots have probability 0, a draw never lands in a block or slot of zero mass, and
     indices are clipped to the stored range, so an empty slot is never returned.
 
     Args:
@@ -401,24 +418,34 @@ def prioritized_replay(
             f"{weight_normalization!r}")
     alpha, default_beta, eps = float(alpha), float(beta), float(eps)
 
-    num_leaves = 1 << (capacity - 1).bit_length()  # P, the smallest power of 2 >= C
-    depth = num_leaves.bit_length() - 1  # log2(P)
+    block = 1 << max(0, (int(np.ceil(np.sqrt(capacity))) - 1).bit_length())  # S
+    num_blocks = -(-capacity // block)  # M
+    num_leaves = num_blocks * block  # P
+    sub_block = 1 << ((block.bit_length()) // 2)  # R, a power of two dividing S
+    lanes = jnp.arange(block, dtype=jnp.int32)
+
+    def block_stats(rows):
+        """`rows [..., S]` of leaf masses -> (sum, min over the stored, i.e. positive, ones)."""
+        return rows.sum(-1), jnp.min(jnp.where(rows > 0, rows, jnp.inf), axis=-1)
 
     def set_leaves(state, slots, valid):
-        """Writes `priorities[slots] ** alpha` into both trees and refreshes the paths.
-
-        Invalid entries (`valid` False) go to the unused node 0, which is never read.
-        """
-        nodes = jnp.where(valid, slots + num_leaves, 0).astype(jnp.int32)
-        leaves = state.priorities[jnp.where(valid, slots, 0)] ** alpha
-        sum_tree = state.sum_tree.at[nodes].set(leaves)
-        min_tree = state.min_tree.at[nodes].set(leaves)
-        for _ in range(depth):
-            nodes = nodes // 2
-            left, right = 2 * nodes, 2 * nodes + 1
-            sum_tree = sum_tree.at[nodes].set(sum_tree[left] + sum_tree[right])
-            min_tree = min_tree.at[nodes].set(jnp.minimum(min_tree[left], min_tree[right]))
-        return state._replace(sum_tree=sum_tree, min_tree=min_tree)
+        """Writes `priorities[slots] ** alpha` into the leaves and recomputes the sums and
+        mins of the blocks they fall in from their leaves (invalid entries are dropped)."""
+        slots = jnp.asarray(slots, jnp.int32)
+        masses = state.priorities[jnp.where(valid, slots, 0)] ** alpha
+        leaf_mass = state.leaf_mass.at[jnp.where(valid, slots, num_leaves)].set(
+            masses, mode="drop")
+        if slots.shape[0] * block >= num_leaves:  # (static) cheaper to redo every block
+            block_mass, block_min = block_stats(leaf_mass.reshape(num_blocks, block))
+        else:
+            blocks = jnp.where(valid, slots // block, 0)
+            rows = leaf_mass[blocks[:, None] * block + lanes]  # [B, S]
+            sums, mins = block_stats(rows)
+            # A repeated block gets the same recomputed values each time.
+            dest = jnp.where(valid, blocks, num_blocks)
+            block_mass = state.block_mass.at[dest].set(sums, mode="drop")
+            block_min = state.block_min.at[dest].set(mins, mode="drop")
+        return state._replace(leaf_mass=leaf_mass, block_mass=block_mass, block_min=block_min)
 
     def init(example: chex.ArrayTree) -> PrioritizedReplayState:
         return PrioritizedReplayState(
@@ -426,8 +453,9 @@ def prioritized_replay(
             position=jnp.int32(0), size=jnp.int32(0),
             priorities=jnp.zeros((capacity,), jnp.float32),
             max_priority=jnp.float32(1.0),
-            sum_tree=jnp.zeros((2 * num_leaves,), jnp.float32),
-            min_tree=jnp.full((2 * num_leaves,), jnp.inf, jnp.float32))
+            leaf_mass=jnp.zeros((num_leaves,), jnp.float32),
+            block_mass=jnp.zeros((num_blocks,), jnp.float32),
+            block_min=jnp.full((num_blocks,), jnp.inf, jnp.float32))
 
     def add(state: PrioritizedReplayState, batch: chex.ArrayTree, valid: Array | None = None
             ) -> PrioritizedReplayState:
@@ -445,21 +473,27 @@ def prioritized_replay(
         beta = default_beta if beta is None else beta
         _check_beta(name, beta)
         _check_can_sample(name, state.size, batch_size)
-        tree = state.sum_tree
-        mass = jax.random.uniform(key, (batch_size,), jnp.float32) * tree[1]
-        nodes = jnp.ones((batch_size,), jnp.int32)
-        for _ in range(depth):
-            left = 2 * nodes
-            left_mass, right_mass = tree[left], tree[left + 1]
-            # Never step into a subtree of zero mass (empty slots), even when rounding
-            # leaves `mass` at or above the left subtree's total.
-            go_right = (mass >= left_mass) & (right_mass > 0)
-            mass = jnp.where(go_right, mass - left_mass, mass)
-            nodes = left + go_right.astype(jnp.int32)
-        indices = jnp.clip(nodes - num_leaves, 0, jnp.maximum(state.size - 1, 0))
-        p_sampled = tree[indices + num_leaves]
+        cum_blocks = jnp.cumsum(state.block_mass)  # [M]
+        mass = jax.random.uniform(key, (batch_size,), jnp.float32) * cum_blocks[-1]
+        positive = state.block_mass > 0
+        last_block = num_blocks - 1 - jnp.argmax(positive[::-1])
+        # The first block whose cumulative mass exceeds `mass` (never one of zero mass,
+        # whose cumulative mass equals its predecessor's); rounding may reach the end.
+        b = jnp.minimum(jnp.sum(cum_blocks[None, :] <= mass[:, None], axis=-1), last_block)
+        residual = jnp.maximum(mass - (cum_blocks[b] - state.block_mass[b]), 0.0)
+        rows = state.leaf_mass[b[:, None] * block + lanes]  # [B, S]
+        # Within the block: a sub-block of R ~ sqrt(S) leaves, then a leaf (two short
+        # cumulative sums instead of one over S, which XLA:CPU computes slowly).
+        sub, residual = _pick(rows.reshape(batch_size, block // sub_block, sub_block).sum(-1),
+                              residual)
+        sub_rows = jnp.take_along_axis(
+            rows, sub[:, None] * sub_block + jnp.arange(sub_block, dtype=jnp.int32), axis=-1)
+        leaf, _ = _pick(sub_rows, residual)
+        leaf = sub * sub_block + leaf
+        indices = jnp.clip(b * block + leaf, 0, jnp.maximum(state.size - 1, 0))
+        p_sampled = state.leaf_mass[indices]
         if weight_normalization == "buffer":
-            p_ref = state.min_tree[1]
+            p_ref = jnp.min(state.block_min)
         else:
             p_ref = jnp.min(p_sampled)
         # (N P(i))^-beta / (N P_ref)^-beta == (p_ref^alpha / p_i^alpha)^beta.

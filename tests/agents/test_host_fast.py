@@ -30,7 +30,8 @@ def test_state_packer_round_trip(options):
     assert sorted(str(g.dtype) for g in groups) == ["float32", "int32", "uint32"]
     assert all(g.ndim == 1 for g in groups)
     replay_arrays = [x for x in jax.tree.leaves(state.replay) if x.ndim >= 1]
-    assert len(large) == len(replay_arrays) == (8 if options else 5)
+    # 5 transition fields; prioritized: + priorities, leaf_mass, block_mass, block_min
+    assert len(large) == len(replay_arrays) == (9 if options else 5)
     for x, y in zip(large, replay_arrays, strict=True):
         np.testing.assert_array_equal(x, y)
     assert len(jax.tree.leaves(state)) > 5 * len(groups) + len(large)

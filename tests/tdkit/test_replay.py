@@ -241,6 +241,27 @@ def test_prioritized_sampling_frequencies_match_numpy_oracle(alpha):
     np.testing.assert_array_less(np.abs(counts[:len(raw)] - draws * want), 4 * sigma + 1)
 
 
+def test_prioritized_sampling_frequencies_match_numpy_oracle_across_blocks():
+    """Capacity 300 (10 blocks of 32, sub-blocks of 8): 250 stored items whose priorities
+    span eight orders of magnitude, with zeros and runs of zeros that empty whole
+    sub-blocks and a block."""
+    capacity, size, eps, draws = 300, 250, 1e-6, 400_000
+    rng = np.random.default_rng(1)
+    raw = 10.0 ** rng.uniform(-4, 4, size)
+    raw[rng.random(size) < 0.2] = 0.0
+    raw[40:56] = 0.0  # two sub-blocks of block 1
+    raw[64:96] = 0.0  # block 2
+    buffer = replay.prioritized_replay(capacity, alpha=0.5, eps=eps)
+    state = fill_with_priorities(buffer, raw)
+    sample = jax.jit(functools.partial(buffer.sample, batch_size=draws))(
+        jax.random.key(6), state)
+    counts = np.bincount(np.asarray(sample.indices), minlength=capacity)
+    want = (raw + eps) ** 0.5 / np.sum((raw + eps) ** 0.5)
+    assert counts[size:].sum() == 0  # never an empty slot
+    sigma = np.sqrt(draws * want * (1 - want))
+    np.testing.assert_array_less(np.abs(counts[:size] - draws * want), 4.5 * sigma + 1)
+
+
 @pytest.mark.parametrize("normalization", ["buffer", "batch"])
 @pytest.mark.parametrize("beta", [0.0, 0.4, 1.0])
 def test_importance_weights_match_numpy_oracle(normalization, beta):
@@ -348,10 +369,14 @@ def test_debug_checks_catch_nan_priorities_inside_jit():
         jax.block_until_ready(update(state, idx, jnp.array([jnp.nan, 2.0])))
 
 
-def test_trees_stay_consistent_with_priorities_after_random_updates():
-    """Sum- and min-tree invariants (checked node by node in NumPy) after masked adds and
-    updates with repeated indices, for a capacity that is not a power of two."""
-    capacity, alpha, eps = 13, 0.6, 1e-6
+@pytest.mark.parametrize("capacity,num_updated", [(13, 5), (70, 1), (70, 5)])
+def test_block_sums_stay_consistent_with_priorities_after_random_updates(capacity,
+                                                                         num_updated):
+    """The two-level sum structure's invariants (checked block by block in NumPy) after
+    masked adds and updates with repeated indices, for capacities that are not powers of
+    two: 13 (4 blocks of 4, 3 padding leaves; every write recomputes all blocks) and 70
+    (5 blocks of 16; adds of 4 and updates of 2 recompute only the blocks they touch)."""
+    alpha, eps = 0.6, 1e-6
     buffer = replay.prioritized_replay(capacity, alpha=alpha, eps=eps)
     add = jax.jit(buffer.add)
     update = jax.jit(buffer.update_priorities)
@@ -360,7 +385,7 @@ def test_trees_stay_consistent_with_priorities_after_random_updates():
     want_priorities = np.zeros(capacity)
     want_max = 1.0
     next_id, position, size = 0, 0, 0
-    for _ in range(12):
+    for _ in range(3 * capacity // 4):
         valid = rng.random(4) < 0.7
         state = add(state, items(np.arange(next_id, next_id + 4)), valid)
         next_id += 4
@@ -369,7 +394,7 @@ def test_trees_stay_consistent_with_priorities_after_random_updates():
             position, size = (position + 1) % capacity, min(size + 1, capacity)
         # Distinct slots except a repeated one with the same value: which of two DIFFERENT
         # values a scatter keeps for a repeated index is unspecified on GPUs.
-        idx = rng.permutation(size)[:5]
+        idx = rng.permutation(size)[:num_updated]
         new = rng.exponential(2.0, size=len(idx))
         if size >= 2:
             idx, new = np.concatenate([idx[:1], idx]), np.concatenate([new[:1], new])
@@ -378,19 +403,20 @@ def test_trees_stay_consistent_with_priorities_after_random_updates():
         want_max = max(want_max, float(np.max(new + eps)))
     np.testing.assert_allclose(state.priorities, want_priorities, rtol=1e-6)
     np.testing.assert_allclose(state.max_priority, want_max, rtol=1e-6)
-    sum_tree, min_tree = np.asarray(state.sum_tree), np.asarray(state.min_tree)
-    num_leaves = 16
-    assert sum_tree.shape == min_tree.shape == (2 * num_leaves,)
+    leaf_mass = np.asarray(state.leaf_mass)
+    block_mass, block_min = np.asarray(state.block_mass), np.asarray(state.block_min)
+    num_leaves, num_blocks = len(leaf_mass), len(block_mass)
+    block = num_leaves // num_blocks
+    assert block * num_blocks == num_leaves and block & (block - 1) == 0
+    assert block * block >= capacity and (num_blocks - 1) * block < capacity <= num_leaves
     stored = np.arange(num_leaves) < size
     leaves = np.where(stored, np.pad(want_priorities, (0, num_leaves - capacity)) ** alpha, 0)
-    np.testing.assert_allclose(sum_tree[num_leaves:], leaves, rtol=1e-6)
-    np.testing.assert_array_equal(min_tree[num_leaves:][~stored], np.inf)
-    np.testing.assert_allclose(min_tree[num_leaves:][stored], leaves[stored], rtol=1e-6)
-    for node in range(1, num_leaves):
-        np.testing.assert_allclose(sum_tree[node], sum_tree[2 * node] + sum_tree[2 * node + 1],
-                                   rtol=1e-6)
-        assert min_tree[node] == min(min_tree[2 * node], min_tree[2 * node + 1])
-    np.testing.assert_allclose(sum_tree[1], np.sum(leaves), rtol=1e-5)
+    np.testing.assert_allclose(leaf_mass, leaves, rtol=1e-6)
+    rows = leaves.reshape(num_blocks, block)
+    np.testing.assert_allclose(block_mass, rows.sum(-1), rtol=1e-6)
+    np.testing.assert_allclose(block_min, np.where(rows > 0, rows, np.inf).min(-1),
+                               rtol=1e-6)
+    assert block_min.shape == (num_blocks,)
 
 
 def test_prioritized_never_samples_empty_slots_with_extreme_priorities():
