@@ -83,6 +83,19 @@ def _check_huber_param(fn: str, huber_param: Any) -> None:
 # Categorical (C51).
 
 
+def _even_gap(atoms: Array) -> float | None:
+    """The spacing of a concrete, evenly spaced support `[K]` (K >= 2; spacings equal to
+    float32 rounding, as `linspace` makes them), else None."""
+    values = _concrete(atoms)
+    if values is None or values.ndim != 1 or values.shape[0] < 2:
+        return None
+    values = values.astype(np.float64)
+    gap = (values[-1] - values[0]) / (values.shape[0] - 1)
+    error = np.max(np.abs(values - (values[0] + gap * np.arange(values.shape[0]))))
+    scale = max(np.max(np.abs(values)), gap)
+    return float(gap) if gap > 0 and error <= 1e-6 * scale else None
+
+
 def categorical_l2_project(z_p: Array, probs: Array, z_q: Array) -> Array:
     """Projects the categorical distribution `(z_p, probs)` onto the support `z_q` (Cramer).
 
@@ -94,6 +107,8 @@ def categorical_l2_project(z_p: Array, probs: Array, z_q: Array) -> Array:
         out[i] = sum_j probs[j] * clip(1 - |clip(z_p[j]) - z_q[i]| / gap_ij, 0, 1)
 
     where `gap_ij = z_q[i+1] - z_q[i]` if `clip(z_p[j]) >= z_q[i]`, else `z_q[i] - z_q[i-1]`.
+    For a concrete, evenly spaced `z_q` (C51's `linspace`) this is computed as
+    `relu(1 - |(clip(z_p[j]) - z_q[0]) / gap - i|)`, the same weights in fewer operations.
 
     Args:
       z_p: atoms of the source distribution, shape `[Kp]` (any order, e.g. `r + gamma z`).
@@ -108,9 +123,14 @@ def categorical_l2_project(z_p: Array, probs: Array, z_q: Array) -> Array:
     _checks.assert_inputs(fn, z_p=(z_p, 1, float), probs=(probs, 1, float), z_q=(z_q, 1, float))
     _checks.assert_same_shape(fn, z_p=z_p, probs=probs)
     _check_support(fn, "z_q", z_q)
+    gap = _even_gap(z_q)
     z_q = jnp.asarray(z_q)
     # Source atoms outside the support land on its end atoms.
     z_p = jnp.clip(z_p, z_q[0], z_q[-1])
+    if gap is not None:  # evenly spaced (e.g. C51's linspace): the same hats, fewer ops
+        position = (z_p - z_q[0]) / gap  # [Kp], in [0, Kq - 1]
+        index = jnp.arange(z_q.shape[0], dtype=position.dtype)
+        return jax.nn.relu(1.0 - jnp.abs(position[None, :] - index[:, None])) @ probs
     gaps = z_q[1:] - z_q[:-1]
     inv_gaps = jnp.where(gaps > 0, 1.0 / jnp.where(gaps > 0, gaps, 1.0), 0.0)
     zero = jnp.zeros((1,), z_q.dtype)

@@ -1,6 +1,7 @@
 """Distributional TD rules: hand-computed values, plain-NumPy oracles (loops), stop-gradients
 both ways, jit and no jit, misuse errors, and the TDRule builders through `td_loss`."""
 
+import functools
 import math
 
 import chex
@@ -143,6 +144,30 @@ class ProjectionTest(chex.TestCase):
             z_q = np.sort(rng.uniform(-4, 4, kq)).astype(np.float32)
             out = project(z_p, probs, z_q)
             np.testing.assert_allclose(out, np_project(z_p, probs, z_q), atol=1e-5)
+            np.testing.assert_allclose(np.sum(out), 1.0, atol=1e-5)
+
+    def test_evenly_spaced_support_takes_the_fast_path_with_the_same_values(self):
+        """A concrete linspace support is projected with the shortcut
+        `relu(1 - |position - i|)`; it matches the NumPy oracle and the general formula
+        (which jit with the support as an argument, i.e. traced, takes)."""
+        assert dist._even_gap(np.linspace(-10, 10, 51, dtype=np.float32)) == pytest.approx(0.4)
+        assert dist._even_gap(np.array([0.0, 1.0, 3.0], np.float32)) is None
+        assert dist._even_gap(np.array([2.0], np.float32)) is None
+        general = jax.jit(dist.categorical_l2_project)
+
+        def project_onto(z_p, probs, z_q):  # z_q bound by partial: concrete under jit
+            return dist.categorical_l2_project(z_p, probs, z_q)
+
+        for seed, (lo, hi, k) in enumerate([(-10, 10, 51), (0, 200, 51), (-1, 1, 3)]):
+            rng = np.random.default_rng(seed)
+            z_q = np.linspace(lo, hi, k, dtype=np.float32)
+            z_p = (rng.uniform(1.2 * lo - 1, 1.2 * hi + 1, k)).astype(np.float32)
+            z_p[:2] = z_q[[0, -1]]  # exactly on the end atoms
+            probs = np_softmax(rng.standard_normal(k)).astype(np.float32)
+            fast = jax.jit(functools.partial(project_onto, z_q=z_q))
+            out = fast(z_p, probs)
+            np.testing.assert_allclose(out, np_project(z_p, probs, z_q), atol=1e-5)
+            np.testing.assert_allclose(out, general(z_p, probs, z_q), atol=1e-5)
             np.testing.assert_allclose(np.sum(out), 1.0, atol=1e-5)
 
     def test_batched_by_vmap(self):
