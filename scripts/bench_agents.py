@@ -13,10 +13,13 @@ environment is CartPole-v1):
    chunks after the first (which includes compilation).
 
 Ratios are against DQN measured in the same run (the issue's targets: no distributional
-agent slower than 2x DQN per step; C51 and QR-DQN solve in under 2x DQN's time).
+agent slower than 2x DQN per step; C51 and QR-DQN solve in under 2x DQN's time). With
+`--rounds R` the throughput runs are repeated R times, every agent once per round (DQN
+first); a steps/s figure is the median over rounds, and its "x DQN" the median over rounds
+of the ratio to DQN's figure of the same round, which cancels slow drifts of the machine.
 
     python scripts/bench_agents.py [--agents dqn c51 ...] [--seeds 2] [--steps 100000]
-        [--device cpu|gpu] [--out runs/bench_agents.json]
+        [--rounds 1] [--device cpu|gpu] [--out runs/bench_agents.json]
 """
 
 import argparse
@@ -59,12 +62,15 @@ def main():
     parser.add_argument("--seeds", type=int, default=2, help="seeds for time to solve")
     parser.add_argument("--steps", type=int, default=100_000,
                         help="environment steps per member of the throughput runs")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="rounds of throughput runs (medians over rounds)")
     parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
     parser.add_argument("--out", default="runs/bench_agents.json")
     args = parser.parse_args()
+    if args.rounds < 1 or args.seeds < 1 or args.steps < 1:
+        parser.error("--rounds, --seeds and --steps must be >= 1")
     agents = args.agents or replay_agents()
-    if "dqn" not in agents:
-        agents = ["dqn", *agents]
+    agents = ["dqn", *[a for a in agents if a != "dqn"]]
     env = {**os.environ, "TDKIT_COMPILATION_CACHE": "off",
            "JAX_PLATFORMS": "cuda" if args.device == "gpu" else "cpu",
            "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
@@ -78,14 +84,28 @@ def main():
             results[agent] = {
                 "solved": f"{len(times)}/{args.seeds}",
                 "median_seconds_to_solve": statistics.median(times) if times else None,
-                "steps_per_second_1": throughput(agent, 1, args.steps, env, workdir),
-                "steps_per_second_16": throughput(agent, 16, args.steps, env, workdir),
+                "rounds_steps_per_second_1": [], "rounds_steps_per_second_16": [],
                 "runs": solves}
-            r = results[agent]
-            print(f"{agent}: solved {r['solved']}, median {r['median_seconds_to_solve']} s; "
-                  f"{r['steps_per_second_1']:,.0f} steps/s (1 seed), "
-                  f"{r['steps_per_second_16']:,.0f} steps/s (16 seeds)", flush=True)
+            print(f"{agent}: solved {results[agent]['solved']}, median "
+                  f"{results[agent]['median_seconds_to_solve']} s", flush=True)
+        for round_index in range(args.rounds):
+            for agent in agents:
+                r = results[agent]
+                for members in (1, 16):
+                    r[f"rounds_steps_per_second_{members}"].append(
+                        throughput(agent, members, args.steps, env, workdir))
+                print(f"round {round_index + 1}/{args.rounds} {agent}: "
+                      f"{r['rounds_steps_per_second_1'][-1]:,.0f} steps/s (1 seed), "
+                      f"{r['rounds_steps_per_second_16'][-1]:,.0f} steps/s (16 seeds); load "
+                      f"average {os.getloadavg()[0]:.2f}", flush=True)
     base = results["dqn"]
+    for r in results.values():
+        for members in (1, 16):
+            rounds = r[f"rounds_steps_per_second_{members}"]
+            r[f"steps_per_second_{members}"] = statistics.median(rounds)
+            r[f"per_step_cost_vs_dqn_{members}"] = statistics.median(
+                [b / x for b, x in zip(base[f"rounds_steps_per_second_{members}"], rounds,
+                                       strict=True)])
     print(f"\n{'agent':<14}{'solved':>8}{'time (s)':>10}{'x DQN':>8}{'steps/s 1':>12}"
           f"{'x DQN':>8}{'steps/s 16':>12}{'x DQN':>8}")
     for agent, r in results.items():
@@ -93,8 +113,6 @@ def main():
         ratio_t = (t / base["median_seconds_to_solve"]
                    if t and base["median_seconds_to_solve"] else None)
         r["time_vs_dqn"] = ratio_t
-        r["per_step_cost_vs_dqn_1"] = base["steps_per_second_1"] / r["steps_per_second_1"]
-        r["per_step_cost_vs_dqn_16"] = base["steps_per_second_16"] / r["steps_per_second_16"]
         print(f"{agent:<14}{r['solved']:>8}{t if t is None else round(t, 1)!s:>10}"
               f"{'-' if ratio_t is None else f'{ratio_t:.2f}':>8}"
               f"{r['steps_per_second_1']:>12,.0f}{r['per_step_cost_vs_dqn_1']:>8.2f}"
