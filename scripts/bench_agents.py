@@ -45,8 +45,8 @@ def replay_agents() -> list[str]:
             and spec.default_env == "CartPole-v1"]
 
 
-def throughput(agent, members, steps, env, workdir):
-    out = pathlib.Path(workdir) / f"{agent}-x{members}"
+def throughput(agent, members, steps, env, workdir, round_index=0):
+    out = pathlib.Path(workdir) / f"{agent}-x{members}-round{round_index}"
     bench_dqn._run(["--agent", agent, "--seeds", str(members), "--total-steps", str(steps),
                     "--chunk-steps", str(max(steps // 8, 1)), "--eval-episodes", "0",
                     "--no-select-best", "--no-progress", "--out", str(out)], env)
@@ -93,7 +93,7 @@ def main():
                 r = results[agent]
                 for members in (1, 16):
                     r[f"rounds_steps_per_second_{members}"].append(
-                        throughput(agent, members, args.steps, env, workdir))
+                        throughput(agent, members, args.steps, env, workdir, round_index))
                 print(f"round {round_index + 1}/{args.rounds} {agent}: "
                       f"{r['rounds_steps_per_second_1'][-1]:,.0f} steps/s (1 seed), "
                       f"{r['rounds_steps_per_second_16'][-1]:,.0f} steps/s (16 seeds); load "
