@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from agents.base import AgentState
+from agents.compile_options import training_compiler_options
 from agents.plan import Plan
 
 
@@ -74,7 +75,9 @@ class JaxBackend:
                                   eval_episodes=plan.select_episodes)
         self._init = jax.jit(jax.vmap(self.loop.init))
         iterations = plan.iterations_per_chunk
-        self._run = jax.jit(jax.vmap(lambda s: self.loop.run(s, iterations)))
+        self._run = jax.jit(jax.vmap(lambda s: self.loop.run(s, iterations)),
+                            compiler_options=training_compiler_options(
+                                config.native_cpu_reductions))
 
     def start(self) -> None:
         """Nothing to prepare besides the state (the programs compile on first use)."""

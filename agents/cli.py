@@ -155,6 +155,11 @@ def build_train_parser(agent: str) -> argparse.ArgumentParser:
     parser.add_argument("--reference-host-loop", action="store_true",
                         help="gym backend: the readable reference loop (agents.host_loop) "
                         "instead of its fast path (agents.host_fast); same maths, slower")
+    parser.add_argument("--native-cpu-reductions", action="store_true",
+                        help="jax backend on the CPU: compile the loop's reductions as XLA's "
+                        "own fused loops instead of YNNPACK calls (often faster for small "
+                        "networks: DQN 1.55x, QR-DQN 2.8x steps/s with 1 seed on CartPole; "
+                        "see agents/compile_options.py)")
     parser.add_argument("--wrapper", action="append", default=[],
                         metavar="[module.]Name[:key=value,...]",
                         help="wrap each Gymnasium env (training, evaluation, video) in this "
@@ -260,6 +265,7 @@ def config_from_args(args: argparse.Namespace) -> run_lib.RunConfig:
         select_episodes=args.select_episodes,
         stop_at_return=stop_at_return, checkpoint_seconds=args.checkpoint_seconds,
         pin_cpu=args.pin_cpu, fast_host_loop=not args.reference_host_loop,
+        native_cpu_reductions=args.native_cpu_reductions,
         out=args.out, agent_config=agent_config, hparams=hparams,
         sweep=parse_sweep(args.sweep), wrappers=list(args.wrapper), devices=args.devices,
         tensorboard=args.tensorboard, wandb=args.wandb)

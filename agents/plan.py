@@ -49,6 +49,7 @@ class RunConfig:
     checkpoint_seconds: float = 30.0
     pin_cpu: bool = False
     fast_host_loop: bool = True
+    native_cpu_reductions: bool = False
     out: str | None = None
     agent_config: dict = dataclasses.field(default_factory=dict)
     hparams: dict = dataclasses.field(default_factory=dict)
@@ -194,6 +195,9 @@ class Plan:
         except ValueError as error:
             raise RunError(str(error)) from None
         self.backend = resolve_backend(config.env, config.backend, self.wrappers)
+        if config.native_cpu_reductions and self.backend != "jax":
+            raise RunError("--native-cpu-reductions compiles the jitted loop: it needs the jax "
+                           "backend")
         if config.stop_at_return is not None and self.backend != "jax":
             raise RunError("--stop-at-return needs the jax backend (the greedy evaluations "
                            "during training run on the JAX environment); the gym backend "

@@ -19,7 +19,8 @@ first); a steps/s figure is the median over rounds, and its "x DQN" the median o
 of the ratio to DQN's figure of the same round, which cancels slow drifts of the machine.
 
     python scripts/bench_agents.py [--agents dqn c51 ...] [--seeds 2] [--steps 100000]
-        [--rounds 1] [--device cpu|gpu] [--out runs/bench_agents.json]
+        [--rounds 1] [--native-cpu-reductions] [--device cpu|gpu]
+        [--out runs/bench_agents.json]
 """
 
 import argparse
@@ -45,9 +46,10 @@ def replay_agents() -> list[str]:
             and spec.default_env == "CartPole-v1"]
 
 
-def throughput(agent, members, steps, env, workdir, round_index=0):
+def throughput(agent, members, steps, env, workdir, round_index=0, extra=()):
     out = pathlib.Path(workdir) / f"{agent}-x{members}-round{round_index}"
-    bench_dqn._run(["--agent", agent, "--seeds", str(members), "--total-steps", str(steps),
+    bench_dqn._run(["--agent", agent, *extra, "--seeds", str(members),
+                    "--total-steps", str(steps),
                     "--chunk-steps", str(max(steps // 8, 1)), "--eval-episodes", "0",
                     "--no-select-best", "--no-progress", "--out", str(out)], env)
     rates = [float(r["steps_per_second"]) for r in bench_dqn._rows(out)
@@ -64,6 +66,8 @@ def main():
                         help="environment steps per member of the throughput runs")
     parser.add_argument("--rounds", type=int, default=1,
                         help="rounds of throughput runs (medians over rounds)")
+    parser.add_argument("--native-cpu-reductions", action="store_true",
+                        help="pass --native-cpu-reductions to every training run")
     parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
     parser.add_argument("--out", default="runs/bench_agents.json")
     args = parser.parse_args()
@@ -74,11 +78,14 @@ def main():
     env = {**os.environ, "TDKIT_COMPILATION_CACHE": "off",
            "JAX_PLATFORMS": "cuda" if args.device == "gpu" else "cpu",
            "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    print(f"agents: {', '.join(agents)}; load average {os.getloadavg()[0]:.2f}", flush=True)
+    extra = ["--native-cpu-reductions"] if args.native_cpu_reductions else []
+    print(f"agents: {', '.join(agents)}; {' '.join(extra)} load average "
+          f"{os.getloadavg()[0]:.2f}", flush=True)
     results = {}
     with tempfile.TemporaryDirectory() as workdir:
         for agent in agents:
-            solves = [bench_dqn.time_to_solve(seed, env, workdir, ["--agent", agent], agent)
+            solves = [bench_dqn.time_to_solve(seed, env, workdir, ["--agent", agent, *extra],
+                                              agent)
                       for seed in range(args.seeds)]
             times = [s["seconds_to_solve"] for s in solves if s["solved"]]
             results[agent] = {
@@ -93,7 +100,8 @@ def main():
                 r = results[agent]
                 for members in (1, 16):
                     r[f"rounds_steps_per_second_{members}"].append(
-                        throughput(agent, members, args.steps, env, workdir, round_index))
+                        throughput(agent, members, args.steps, env, workdir, round_index,
+                                   extra))
                 print(f"round {round_index + 1}/{args.rounds} {agent}: "
                       f"{r['rounds_steps_per_second_1'][-1]:,.0f} steps/s (1 seed), "
                       f"{r['rounds_steps_per_second_16'][-1]:,.0f} steps/s (16 seeds); load "

@@ -198,6 +198,8 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
      "must not exceed `buffer_size`"),
     (["--sweep", "lr=fast"], "'fast' is not a number"),
     (["--sweep", "width=1,2"], "no numeric hyperparameter 'width'"),
+    (["--backend", "gym", "--native-cpu-reductions"],
+     "--native-cpu-reductions compiles the jitted loop: it needs the jax backend"),
 ])
 def test_bad_input_is_one_line_and_exit_code_2(args, message, capsys, tmp_path):
     code = cli.train_main([*args, "--out", str(tmp_path / "run"), "--no-progress"])
