@@ -158,8 +158,8 @@ def build_train_parser(agent: str) -> argparse.ArgumentParser:
     parser.add_argument("--native-cpu-reductions", action="store_true",
                         help="jax backend on the CPU: compile the loop's reductions as XLA's "
                         "own fused loops instead of YNNPACK calls (often faster for small "
-                        "networks: DQN 1.55x, QR-DQN 2.8x steps/s with 1 seed on CartPole; "
-                        "see agents/compile_options.py)")
+                        "networks: DQN 1.6x, QR-DQN 2.8x steps/s with 1 seed on CartPole, "
+                        "but Rainbow 0.74x; see agents/compile_options.py)")
     parser.add_argument("--wrapper", action="append", default=[],
                         metavar="[module.]Name[:key=value,...]",
                         help="wrap each Gymnasium env (training, evaluation, video) in this "
