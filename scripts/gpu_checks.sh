@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The GPU checks of issues 3, 5, 7, 14 and 15, as one script for a lent GPU machine
-# (about 18 minutes of timeouts: with 15 minutes of device time, run a subset).
+# The GPU checks of issues 3, 5, 7, 13, 14 and 15, as one script for a lent GPU machine
+# (about 23 minutes of timeouts: with 15 minutes of device time, run a subset).
 #
 #   bash scripts/gpu_checks.sh [OUT_DIR]
 #
@@ -35,6 +35,12 @@ echo "main job whole command: $(python3 -c 'import sys; print(round(float(sys.ar
 timeout 150 python3 scripts/bench_continuous.py --device gpu --parts c --rounds 1 \
     --sbx-venv none --cleanrl-venv none --out "$out/bench_continuous_gpu.json" 2>&1 \
     | tee "$out/bench_continuous.log"
+echo "== prioritized replay against uniform (issue 13)"
+timeout 60 python3 scripts/bench_replay.py --device gpu --out "$out/bench_replay_gpu.json" \
+    2>&1 | tee "$out/bench_replay.log"
+echo "== distributional agents against DQN, per step (issue 13)"
+timeout 240 python3 scripts/bench_agents.py --device gpu --agents c51 qr_dqn iqn rainbow \
+    --seeds 1 --steps 20000 --out "$out/bench_agents_gpu.json" 2>&1 | tee "$out/bench_agents.log"
 echo "== the test suite on the GPU"
 # "cuda,cpu": the GPU is the default device; host callbacks (debug checks) and the tests
 # that ask for CPU devices need JAX's CPU backend too.
