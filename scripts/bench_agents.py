@@ -46,8 +46,13 @@ def replay_agents() -> list[str]:
             and spec.default_env == "CartPole-v1"]
 
 
+def throughput_dir(workdir, agent, members, round_index=0) -> pathlib.Path:
+    """The run folder of one `throughput` run."""
+    return pathlib.Path(workdir) / f"{agent}-x{members}-round{round_index}"
+
+
 def throughput(agent, members, steps, env, workdir, round_index=0, extra=()):
-    out = pathlib.Path(workdir) / f"{agent}-x{members}-round{round_index}"
+    out = throughput_dir(workdir, agent, members, round_index)
     bench_dqn._run(["--agent", agent, *extra, "--seeds", str(members),
                     "--total-steps", str(steps),
                     "--chunk-steps", str(max(steps // 8, 1)), "--eval-episodes", "0",

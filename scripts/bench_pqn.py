@@ -178,7 +178,7 @@ def tdkit_time_to_target(seed: int, env: dict, workdir, **solve) -> dict:
 def tdkit_throughput(seeds: int, steps: int, env: dict, workdir) -> dict:
     """`bench_agents.throughput` (training only, 8 chunks) plus its compile estimate."""
     rate = bench_agents.throughput("pqn", seeds, steps, env, workdir)
-    out = pathlib.Path(workdir) / f"pqn-x{seeds}"
+    out = bench_agents.throughput_dir(workdir, "pqn", seeds)
     seconds = [float(r["seconds"]) for r in bench_dqn._rows(out) if int(r["member"]) == 0]
     command = (f"python scripts/train.py --agent pqn --seeds {seeds} --total-steps {steps} "
                f"--chunk-steps {max(steps // 8, 1)} --eval-episodes 0 --no-select-best "
