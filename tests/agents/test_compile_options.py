@@ -7,7 +7,6 @@ import warnings
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 
 from agents import cli, compile_options
 from agents import run as run_lib
@@ -31,8 +30,9 @@ def test_options_are_none_unless_asked_for_on_the_cpu(monkeypatch):
 
 
 def test_options_take_reductions_out_of_ynnpack():
-    if not compile_options._accepted():
-        pytest.skip("this jaxlib's XLA has no YNNPACK fusion option")
+    # The jaxlib the test extra installs must accept the option; if a release drops it,
+    # --native-cpu-reductions has silently become XLA's defaults and this should fail.
+    assert compile_options._accepted()
     options = compile_options.training_compiler_options(True)
     assert options == compile_options.NATIVE_REDUCTIONS
     assert _ynn_reductions(None) > 0  # XLA's default: YNNPACK takes the reductions
