@@ -329,13 +329,18 @@ def _host_check_priorities(priorities: np.ndarray) -> None:
 
 
 def _pick(masses: Array, residual: Array) -> tuple[Array, Array]:
-    """For each row of `masses [B, K]` (>= 0, some positive), the first index whose
-    cumulative mass exceeds `residual [B]` (never one of zero mass; the last positive one
-    if rounding reaches the end) and the residual left within it, `[B]` each."""
+    """For each draw, the first index whose cumulative mass exceeds `residual [B]` (never one
+    of zero mass; the last positive one if rounding reaches the end) and the residual left
+    within it, `[B]` each. `masses` (>= 0, some positive) is `[K]`, shared by the draws, or
+    `[B, K]`, one row per draw."""
     cum = jnp.cumsum(masses, axis=-1)
-    last = masses.shape[-1] - 1 - jnp.argmax(masses[:, ::-1] > 0, axis=-1)
-    index = jnp.minimum(jnp.sum(cum <= residual[:, None], axis=-1), last)
-    before = jnp.take_along_axis(cum - masses, index[:, None], axis=-1)[:, 0]
+    last = masses.shape[-1] - 1 - jnp.argmax(masses[..., ::-1] > 0, axis=-1)
+    shared = masses.ndim == 1
+    below = (cum[None, :] if shared else cum) <= residual[:, None]
+    index = jnp.minimum(jnp.sum(below, axis=-1), last)
+    before = cum - masses
+    before = before[index] if shared else jnp.take_along_axis(
+        before, index[:, None], axis=-1)[:, 0]
     return index, jnp.maximum(residual - before, 0.0)
 
 
@@ -473,14 +478,8 @@ def prioritized_replay(
         beta = default_beta if beta is None else beta
         _check_beta(name, beta)
         _check_can_sample(name, state.size, batch_size)
-        cum_blocks = jnp.cumsum(state.block_mass)  # [M]
-        mass = jax.random.uniform(key, (batch_size,), jnp.float32) * cum_blocks[-1]
-        positive = state.block_mass > 0
-        last_block = num_blocks - 1 - jnp.argmax(positive[::-1])
-        # The first block whose cumulative mass exceeds `mass` (never one of zero mass,
-        # whose cumulative mass equals its predecessor's); rounding may reach the end.
-        b = jnp.minimum(jnp.sum(cum_blocks[None, :] <= mass[:, None], axis=-1), last_block)
-        residual = jnp.maximum(mass - (cum_blocks[b] - state.block_mass[b]), 0.0)
+        mass = jax.random.uniform(key, (batch_size,), jnp.float32) * jnp.sum(state.block_mass)
+        b, residual = _pick(state.block_mass, mass)  # a block, then within it:
         rows = state.leaf_mass[b[:, None] * block + lanes]  # [B, S]
         # Within the block: a sub-block of R ~ sqrt(S) leaves, then a leaf (two short
         # cumulative sums instead of one over S, which XLA:CPU computes slowly).
