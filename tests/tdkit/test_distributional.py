@@ -147,9 +147,10 @@ class ProjectionTest(chex.TestCase):
             np.testing.assert_allclose(np.sum(out), 1.0, atol=1e-5)
 
     def test_evenly_spaced_support_takes_the_fast_path_with_the_same_values(self):
-        """A concrete linspace support is projected with the shortcut
-        `relu(1 - |position - i|)`; it matches the NumPy oracle and the general formula
-        (which jit with the support as an argument, i.e. traced, takes)."""
+        """A concrete linspace support is projected by one scatter-add of two shares per
+        source atom; it matches the NumPy oracle and the general formula (which jit with the
+        support as an argument, i.e. traced, takes), also with Kp != Kq, duplicate atoms and
+        atoms exactly on support atoms."""
         assert dist._even_gap(np.linspace(-10, 10, 51, dtype=np.float32)) == pytest.approx(0.4)
         assert dist._even_gap(np.array([0.0, 1.0, 3.0], np.float32)) is None
         assert dist._even_gap(np.array([2.0], np.float32)) is None
@@ -158,17 +159,54 @@ class ProjectionTest(chex.TestCase):
         def project_onto(z_p, probs, z_q):  # z_q bound by partial: concrete under jit
             return dist.categorical_l2_project(z_p, probs, z_q)
 
-        for seed, (lo, hi, k) in enumerate([(-10, 10, 51), (0, 200, 51), (-1, 1, 3)]):
+        cases = [(-10, 10, 51, 51), (0, 200, 51, 51), (-1, 1, 3, 3), (0, 10, 11, 7),
+                 (-5, 5, 2, 9)]
+        for seed, (lo, hi, k_q, k_p) in enumerate(cases):
             rng = np.random.default_rng(seed)
-            z_q = np.linspace(lo, hi, k, dtype=np.float32)
-            z_p = (rng.uniform(1.2 * lo - 1, 1.2 * hi + 1, k)).astype(np.float32)
+            z_q = np.linspace(lo, hi, k_q, dtype=np.float32)
+            z_p = (rng.uniform(1.2 * lo - 1, 1.2 * hi + 1, k_p)).astype(np.float32)
             z_p[:2] = z_q[[0, -1]]  # exactly on the end atoms
-            probs = np_softmax(rng.standard_normal(k)).astype(np.float32)
+            z_p[2] = z_q[k_q // 2]  # exactly on an inner atom
+            z_p[-1] = z_p[-2]  # a duplicate: both shares add up
+            probs = np_softmax(rng.standard_normal(k_p)).astype(np.float32)
             fast = jax.jit(functools.partial(project_onto, z_q=z_q))
+            assert "scatter-add" in str(jax.make_jaxpr(fast)(z_p, probs))
+            assert "scatter-add" not in str(jax.make_jaxpr(general)(z_p, probs, z_q))
             out = fast(z_p, probs)
+            assert out.shape == (k_q,)
             np.testing.assert_allclose(out, np_project(z_p, probs, z_q), atol=1e-5)
             np.testing.assert_allclose(out, general(z_p, probs, z_q), atol=1e-5)
             np.testing.assert_allclose(np.sum(out), 1.0, atol=1e-5)
+            # Derivatives w.r.t. probs and z_p, reverse and forward mode, as the general one
+            # (w.r.t. z_p only off the kinks: atoms exactly on support atoms have one-sided
+            # derivatives, and the two formulas may pick different sides).
+            weights = rng.standard_normal(k_q).astype(np.float32)
+            smooth = np.ones(k_p, bool)
+            smooth[:3] = False
+            for argnums in (0, 1):
+                for diff in (jax.grad, jax.jacfwd):
+                    def objective(z_p, probs, fn):
+                        return jnp.dot(fn(z_p, probs), weights)
+                    got = diff(functools.partial(objective, fn=fast), argnums)(z_p, probs)
+                    want = diff(functools.partial(
+                        objective, fn=lambda a, b: general(a, b, z_q)), argnums)(z_p, probs)
+                    keep = smooth if argnums == 0 else slice(None)
+                    np.testing.assert_allclose(got[keep], want[keep], atol=1e-4)
+
+    def test_evenly_spaced_fast_path_in_float64_and_with_nan(self):
+        with jax.enable_x64(True):
+            z_q = np.linspace(0.0, 1.0, 5)
+            z_p = np.array([0.1, 0.3333, 0.99, -4.0])
+            probs = np.array([0.1, 0.2, 0.3, 0.4])
+            out = dist.categorical_l2_project(z_p, probs, z_q)
+            assert out.dtype == jnp.float64
+            np.testing.assert_allclose(out, np_project(z_p, probs, z_q), rtol=1e-12,
+                                       atol=1e-14)
+        # A NaN atom is not dropped: the projection (and any loss on it) is NaN.
+        z_q = np.linspace(0.0, 1.0, 5, dtype=np.float32)
+        out = dist.categorical_l2_project(
+            np.array([0.5, np.nan], np.float32), np.array([0.5, 0.5], np.float32), z_q)
+        assert np.isnan(out).any()
 
     def test_batched_by_vmap(self):
         z_p = RNG.uniform(-3, 3, (4, 5)).astype(np.float32)
