@@ -77,7 +77,7 @@ class JaxBackend:
         iterations = plan.iterations_per_chunk
         self._run = jax.jit(jax.vmap(lambda s: self.loop.run(s, iterations)),
                             compiler_options=training_compiler_options(
-                                config.native_cpu_reductions))
+                                plan.native_cpu_reductions))
 
     def start(self) -> None:
         """Nothing to prepare besides the state (the programs compile on first use)."""

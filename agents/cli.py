@@ -155,11 +155,13 @@ def build_train_parser(agent: str) -> argparse.ArgumentParser:
     parser.add_argument("--reference-host-loop", action="store_true",
                         help="gym backend: the readable reference loop (agents.host_loop) "
                         "instead of its fast path (agents.host_fast); same maths, slower")
-    parser.add_argument("--native-cpu-reductions", action="store_true",
+    parser.add_argument("--native-cpu-reductions", action=argparse.BooleanOptionalAction,
+                        default=None,
                         help="jax backend on the CPU: compile the loop's reductions as XLA's "
                         "own fused loops instead of YNNPACK calls (often faster for small "
                         "networks: DQN 1.6x, QR-DQN 2.8x steps/s with 1 seed on CartPole, "
-                        "but Rainbow 0.74x; see agents/compile_options.py)")
+                        "but Rainbow 0.74x; see agents/compile_options.py); default: the "
+                        "agent's own (on for qr_dqn and iqn on the jax backend, else off)")
     parser.add_argument("--wrapper", action="append", default=[],
                         metavar="[module.]Name[:key=value,...]",
                         help="wrap each Gymnasium env (training, evaluation, video) in this "

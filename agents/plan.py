@@ -49,7 +49,7 @@ class RunConfig:
     checkpoint_seconds: float = 30.0
     pin_cpu: bool = False
     fast_host_loop: bool = True
-    native_cpu_reductions: bool = False
+    native_cpu_reductions: bool | None = None
     out: str | None = None
     agent_config: dict = dataclasses.field(default_factory=dict)
     hparams: dict = dataclasses.field(default_factory=dict)
@@ -198,6 +198,11 @@ class Plan:
         if config.native_cpu_reductions and self.backend != "jax":
             raise RunError("--native-cpu-reductions compiles the jitted loop: it needs the jax "
                            "backend")
+        # None: the agent's own default (registry run_defaults), for the jitted loop only.
+        self.native_cpu_reductions = (
+            bool(config.native_cpu_reductions) if config.native_cpu_reductions is not None
+            else self.backend == "jax"
+            and bool(self.spec.run_defaults.get("native_cpu_reductions", False)))
         if config.stop_at_return is not None and self.backend != "jax":
             raise RunError("--stop-at-return needs the jax backend (the greedy evaluations "
                            "during training run on the JAX environment); the gym backend "
@@ -267,6 +272,7 @@ class Plan:
         config["sweep"] = {name: list(values) for name, values in self.sweep.items()}
         config["wrappers"] = list(self.wrappers)
         config["backend_resolved"] = self.backend
+        config["native_cpu_reductions"] = self.native_cpu_reductions
         return config
 
     def members(self) -> list[dict]:

@@ -19,7 +19,7 @@ first); a steps/s figure is the median over rounds, and its "x DQN" the median o
 of the ratio to DQN's figure of the same round, which cancels slow drifts of the machine.
 
     python scripts/bench_agents.py [--agents dqn c51 ...] [--seeds 2] [--steps 100000]
-        [--rounds 1] [--native-cpu-reductions] [--device cpu|gpu]
+        [--rounds 1] [--[no-]native-cpu-reductions] [--device cpu|gpu]
         [--out runs/bench_agents.json]
 """
 
@@ -71,8 +71,10 @@ def main():
                         help="environment steps per member of the throughput runs")
     parser.add_argument("--rounds", type=int, default=1,
                         help="rounds of throughput runs (medians over rounds)")
-    parser.add_argument("--native-cpu-reductions", action="store_true",
-                        help="pass --native-cpu-reductions to every training run")
+    parser.add_argument("--native-cpu-reductions", action=argparse.BooleanOptionalAction,
+                        default=None,
+                        help="pass --native-cpu-reductions (or --no-...) to every training "
+                        "run; default: each agent's own choice")
     parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
     parser.add_argument("--out", default="runs/bench_agents.json")
     args = parser.parse_args()
@@ -83,7 +85,8 @@ def main():
     env = {**os.environ, "TDKIT_COMPILATION_CACHE": "off",
            "JAX_PLATFORMS": "cuda" if args.device == "gpu" else "cpu",
            "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    extra = ["--native-cpu-reductions"] if args.native_cpu_reductions else []
+    extra = {None: [], True: ["--native-cpu-reductions"],
+             False: ["--no-native-cpu-reductions"]}[args.native_cpu_reductions]
     print(f"agents: {', '.join(agents)}; {' '.join(extra)} load average "
           f"{os.getloadavg()[0]:.2f}", flush=True)
     results = {}

@@ -61,3 +61,44 @@ def test_the_jitted_loop_trains_with_the_option(tmp_path):
     assert summary["backend"] == "jax" and summary["chunks_done"] == 2
     rows = run_lib.read_metrics(tmp_path / "run" / "metrics.csv")
     assert all(np.isfinite(float(r["loss"])) for r in rows)
+
+
+def _plan(**kwargs):
+    from agents import plan as plan_lib
+    return plan_lib.Plan(run_lib.RunConfig(env="CartPole-v1", **kwargs))
+
+
+def test_the_option_defaults_to_the_agents_own_choice_on_the_jitted_loop():
+    from agents import registry
+    assert set(registry.NATIVE_CPU_REDUCTIONS_BY_DEFAULT) == {"qr_dqn", "iqn"}
+    for agent in ("dqn", "double_dqn", "c51", "qr_dqn", "iqn", "mdqn", "rainbow", "pqn"):
+        plan = _plan(agent=agent, backend="jax")
+        assert plan.native_cpu_reductions is (agent in ("qr_dqn", "iqn")), agent
+        assert plan.resolved_config()["native_cpu_reductions"] is plan.native_cpu_reductions
+    # Explicit choices win, both ways.
+    assert _plan(agent="qr_dqn", backend="jax", native_cpu_reductions=False
+                 ).native_cpu_reductions is False
+    assert _plan(agent="dqn", backend="jax", native_cpu_reductions=True).native_cpu_reductions
+    # The host loop has no such program: an agent's default is not an error there.
+    assert _plan(agent="qr_dqn", backend="gym").native_cpu_reductions is False
+
+
+def test_the_cli_leaves_the_choice_to_the_agent_unless_told(tmp_path):
+    parse = cli.build_train_parser("qr_dqn").parse_args
+    assert cli.config_from_args(parse(["--agent", "qr_dqn"])).native_cpu_reductions is None
+    assert cli.config_from_args(parse(
+        ["--agent", "qr_dqn", "--no-native-cpu-reductions"])).native_cpu_reductions is False
+
+
+def test_the_jitted_loop_compiles_with_the_resolved_choice(monkeypatch):
+    from agents import backends
+    seen = []
+
+    def record(native_cpu_reductions):
+        seen.append(native_cpu_reductions)
+        return None
+
+    monkeypatch.setattr(backends, "training_compiler_options", record)
+    for agent, given in (("qr_dqn", None), ("dqn", None), ("iqn", False)):
+        run_lib.make_backend(_plan(agent=agent, backend="jax", native_cpu_reductions=given))
+    assert seen == [True, False, False]
