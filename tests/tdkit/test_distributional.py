@@ -183,13 +183,16 @@ class ProjectionTest(chex.TestCase):
             weights = rng.standard_normal(k_q).astype(np.float32)
             smooth = np.ones(k_p, bool)
             smooth[:3] = False
+            def objective(z_p, probs, fn, z_q, weights):
+                return jnp.dot(fn(z_p, probs, z_q), weights)
+
             for argnums in (0, 1):
                 for diff in (jax.grad, jax.jacfwd):
-                    def objective(z_p, probs, fn):
-                        return jnp.dot(fn(z_p, probs), weights)
-                    got = diff(functools.partial(objective, fn=fast), argnums)(z_p, probs)
+                    got = diff(functools.partial(
+                        objective, fn=project_onto, z_q=z_q, weights=weights),
+                        argnums)(z_p, probs)
                     want = diff(functools.partial(
-                        objective, fn=lambda a, b: general(a, b, z_q)), argnums)(z_p, probs)
+                        objective, fn=general, z_q=z_q, weights=weights), argnums)(z_p, probs)
                     keep = smooth if argnums == 0 else slice(None)
                     np.testing.assert_allclose(got[keep], want[keep], atol=1e-4)
 
