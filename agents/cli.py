@@ -159,8 +159,9 @@ def build_train_parser(agent: str) -> argparse.ArgumentParser:
                         default=None,
                         help="jax backend on the CPU: compile the loop's reductions as XLA's "
                         "own fused loops instead of YNNPACK calls (often faster for small "
-                        "networks: DQN 1.6x, QR-DQN 2.8x steps/s with 1 seed on CartPole, "
-                        "but Rainbow 0.74x; see agents/compile_options.py); default: the "
+                        "networks: DQN 1.6x, QR-DQN 2.7x steps/s with 1 seed on CartPole, "
+                        "but C51, M-DQN and Rainbow 0.8-0.9x with 16 seeds; see "
+                        "agents/compile_options.py); default: the "
                         "agent's own (on for qr_dqn and iqn on the jax backend, else off)")
     parser.add_argument("--wrapper", action="append", default=[],
                         metavar="[module.]Name[:key=value,...]",

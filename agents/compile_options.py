@@ -3,11 +3,12 @@
 On XLA:CPU (JAX 0.10), YNNPACK fusions take over the reductions of a program (sums, means,
 LayerNorm's statistics) as library calls that first write every operand to memory. For
 the small programs of the jitted loop that is often slower than XLA's own fused loops:
-`python scripts/bench_agents.py --native-cpu-reductions` ran DQN 1.6x and QR-DQN 2.8x as
-many steps/s with 1 seed on CartPole-v1 as without, but Rainbow 0.74x (README,
-Benchmarks). So it is each agent's choice (`run_defaults["native_cpu_reductions"]` in
-`agents.registry`: on for QR-DQN and IQN, which gained with 1 and with 16 seeds), and
-`--native-cpu-reductions` / `--no-native-cpu-reductions` override it. It keeps YNNPACK's
+`python scripts/bench_agents.py --native-cpu-reductions` ran DQN 1.64x and QR-DQN 2.73x as
+many steps/s with 1 seed on CartPole-v1 as without, but with 16 seeds C51, M-DQN and
+Rainbow 0.81-0.86x (README, Benchmarks). So it is each agent's choice
+(`run_defaults["native_cpu_reductions"]` in `agents.registry`: on for QR-DQN and IQN,
+which gained with 1 and with 16 seeds), and `--native-cpu-reductions` /
+`--no-native-cpu-reductions` override it. It keeps YNNPACK's
 matrix products, and it applies only to the CPU backend.
 
     options = training_compiler_options(native_cpu_reductions=True)   # dict or None

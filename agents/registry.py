@@ -153,9 +153,9 @@ REPLAY_RUN_DEFAULTS = {"total_steps": 240_000, "num_envs": 16, "chunk_steps": 10
 """The run defaults of replay agents on CartPole-v1 (`scripts/train.py --agent dqn`)."""
 
 # Agents whose jitted loop compiles with `--native-cpu-reductions` by default: on CartPole-v1
-# (`scripts/bench_agents.py --native-cpu-reductions`, README) they ran faster with it both
-# with 1 seed and with 16 (QR-DQN 2.8x and 2.1x, IQN 2.0x and 1.05x); DQN, C51, M-DQN and
-# Rainbow did not with 16 seeds (0.87-1.05x; Rainbow 0.74x with 1 seed).
+# (`scripts/bench_agents.py --rounds 3` with and without the option, README, 2026-12-05)
+# they ran faster with it both with 1 seed and with 16 (QR-DQN 2.73x and 2.02x, IQN 1.82x
+# and 1.03x); with 16 seeds DQN gained 1.04x and C51, M-DQN and Rainbow lost (0.81-0.86x).
 NATIVE_CPU_REDUCTIONS_BY_DEFAULT = ("qr_dqn", "iqn")
 
 
